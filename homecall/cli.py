@@ -1,0 +1,85 @@
+"""The ``homecall`` command line: one entry point for every part of the product.
+
+Each subcommand lives in the module that owns it; that module exposes
+``add_arguments(parser)`` and ``run(args) -> int``. This file only maps names to modules,
+importing a module when its command is used (so ``homecall sim`` never loads FastAPI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# (group, command) -> module; group None means a top-level command.
+COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
+    ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
+    ("gateway", "run"): ("gateway.daemon", "run the home gateway daemon"),
+    ("gateway", "devices"): ("gateway.devices_cli", "list the gateway's devices and their state"),
+    ("gateway", "provision"): ("gateway.provision", "provision this gateway with central"),
+    (None, "sim"): ("firmware_sim.cli", "run the device simulator / scenario player"),
+    (None, "demo"): ("homecall.demo", "run the whole stack on a scenario"),
+}
+
+#: ``homecall bench NAME``: NAME -> module exposing add_arguments/run.
+BENCHES: dict[str, tuple[str, str]] = {
+    "latency": ("homecall.benchmarks.latency", "EM4100 frame on a pty -> broker: latency, loss"),
+    "rules": ("gateway.rules.bench", "rules engine throughput on a week's plan"),
+}
+
+
+def _module_available(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="homecall", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    for (group, name), (module_name, help_text) in COMMANDS.items():
+        if not _module_available(module_name):
+            continue
+        if group is None:
+            sub = top.add_parser(name, help=help_text, description=help_text)
+        else:
+            if group not in groups:
+                group_parser = top.add_parser(group, help=f"{group} commands")
+                groups[group] = group_parser.add_subparsers(
+                    dest="subcommand", required=True, metavar="SUBCOMMAND"
+                )
+            sub = groups[group].add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+        importlib.import_module(module_name).add_arguments(sub)
+    bench = top.add_parser("bench", help="benchmarks (results go to docs/benchmarks.md)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    for name, (module_name, help_text) in BENCHES.items():
+        if not _module_available(module_name):
+            continue
+        sub = bench_sub.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+        importlib.import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

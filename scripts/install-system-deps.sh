@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages HomeCall needs (Mosquitto broker and clients) when missing.
+# Safe to run repeatedly; does nothing when everything is present.
+set -euo pipefail
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v mosquitto_passwd >/dev/null 2>&1 || missing+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+# de-duplicate
+pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO=sudo
+    else
+        echo "HomeCall needs these Debian packages: $pkgs" >&2
+        echo "Run as root, or: sudo apt-get install -y $pkgs" >&2
+        exit 1
+    fi
+else
+    SUDO=
+fi
+echo "Installing Debian packages: $pkgs"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $pkgs
