@@ -1,0 +1,70 @@
+"""The FastAPI application factory: one router per resource, state on ``app.state``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from central.ingest import Ingest
+from central.routers import alerts, gateways, plans, reports, visits
+from central.settings import CentralSettings
+from central.store import Store
+from homecall.clock import Clock, clock_from_spec
+
+
+def create_app(
+    settings: CentralSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    with_ingest: bool = True,
+) -> FastAPI:
+    settings = settings or CentralSettings()
+    clock = clock or clock_from_spec(settings.clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.db_path)
+        ingest = Ingest(settings, store, clock) if with_ingest else None
+        app.state.store = store
+        app.state.ingest = ingest
+        app.state.clock = clock
+        app.state.settings = settings
+        if ingest is not None:
+            ingest.start()
+        try:
+            yield
+        finally:
+            if ingest is not None:
+                ingest.stop()
+            store.close()
+
+    app = FastAPI(title="HomeCall central", version="0.1.0", lifespan=lifespan)
+    for module in (plans, visits, alerts, gateways, reports):
+        app.include_router(module.router)
+
+    @app.get("/api/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        ingest: Ingest | None = app.state.ingest
+        return {
+            "ok": True,
+            "broker_connected": bool(ingest and ingest.connected.is_set()),
+            "time": app.state.clock.now(),
+        }
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return _INDEX
+
+    return app
+
+
+_INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>HomeCall central</title></head><body>
+<h1>HomeCall central</h1>
+<p>API: <a href="/api/alerts">alerts</a> · <a href="/api/visits">visits</a> ·
+<a href="/api/gateways">gateways</a> · <a href="/api/report">report</a> ·
+<a href="/docs">OpenAPI</a></p></body></html>"""

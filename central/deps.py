@@ -1,0 +1,34 @@
+"""Typed FastAPI dependencies shared by the routers: the store, the ingest, the clock."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from central.ingest import Ingest
+from central.store import Store
+from homecall.clock import Clock
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def get_ingest(request: Request) -> Ingest | None:
+    return request.app.state.ingest  # type: ignore[no-any-return]
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock  # type: ignore[no-any-return]
+
+
+def get_actor(request: Request) -> str:
+    """Who is making a write, for the audit trail (staff login replaces this header)."""
+    return request.headers.get("x-homecall-user", "system")
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+IngestDep = Annotated[Ingest | None, Depends(get_ingest)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+ActorDep = Annotated[str, Depends(get_actor)]

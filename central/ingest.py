@@ -1,0 +1,190 @@
+"""Central's MQTT side: event ingest on a shared subscription, acks, plan and status topics.
+
+Central consumes ``$share/central/homecall/v1/gw/+/events`` so ingest scales by adding
+workers, and every gateway's retained ``status``. paho's callbacks only enqueue; one worker
+thread takes messages in batches, validates each (a bad payload is logged with its reason
+and kept in ``rejected_messages``, never crashing ingest), stores the batch in one
+transaction, and only then acknowledges the MQTT deliveries (manual PUBACK) and publishes
+each touched gateway's ``ack`` (highest contiguous seq durably stored). Plans are published
+retained on ``gw/{id}/plan``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from central.settings import CentralSettings
+from central.store import Store
+from homecall.clock import Clock
+from homecall.plan import GatewayPlan
+from homecall.wire import (
+    ALL_STATUS_SUBSCRIPTION,
+    SHARED_EVENTS_SUBSCRIPTION,
+    AckMessage,
+    Channel,
+    CommandMessage,
+    EventEnvelope,
+    StatusMessage,
+    WireError,
+    parse_topic,
+    topic,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class Ingest:
+    """Owns central's MQTT session."""
+
+    def __init__(self, settings: CentralSettings, store: Store, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._queue: queue.SimpleQueue[_Received | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self.connected = threading.Event()
+        self.stored = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self._client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=settings.mqtt_client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if settings.mqtt_user:
+            self._client.username_pw_set(settings.mqtt_user, settings.mqtt_password)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._client.max_inflight_messages_set(1000)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # -- paho callbacks: enqueue / subscribe only ------------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused central: %s", reason_code)
+            return
+        client.subscribe([(SHARED_EVENTS_SUBSCRIPTION, 1), (ALL_STATUS_SUBSCRIPTION, 1)])
+        self.connected.set()
+        log.info("central connected to broker")
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
+    ) -> None:
+        self.connected.clear()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._queue.put(_Received(message.topic, bytes(message.payload), message.mid, message.qos))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 7 * 24 * 3600
+        self._client.connect_async(
+            self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
+            clean_start=False, properties=properties,
+        )
+        self._client.loop_start()
+        self._worker = threading.Thread(target=self._work, name="central-ingest", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # -- publishing (called from API handlers and the worker) ------------------------------
+    def publish_plan(self, plan: GatewayPlan) -> None:
+        self._client.publish(topic(plan.gateway_id, Channel.PLAN), plan.to_bytes(), qos=1,
+                             retain=True)
+
+    def publish_command(self, gateway_id: str, command: CommandMessage) -> None:
+        self._client.publish(topic(gateway_id, Channel.CMD), command.to_bytes(), qos=1)
+
+    # -- worker ----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self.settings.ingest_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                self._handle(batch)
+            except Exception:  # noqa: BLE001 - ingest must survive anything one batch does
+                log.exception("ingest batch of %d failed; deliveries left unacked", len(batch))
+            if stop:
+                return
+
+    def _handle(self, batch: list[_Received]) -> None:
+        now = self.clock.now()
+        events: list[tuple[str, EventEnvelope]] = []
+        for received in batch:
+            try:
+                gateway_id, channel = parse_topic(received.topic)
+                if channel is Channel.STATUS:
+                    self._handle_status(gateway_id, received.payload)
+                    continue
+                if channel is not Channel.EVENTS:
+                    raise WireError(f"central does not consume {channel.value!r}")
+                event = EventEnvelope.from_bytes(received.payload)
+                if event.gateway_id != gateway_id:
+                    raise WireError(
+                        f"event names gateway {event.gateway_id!r} but came on {gateway_id!r}'s topic"
+                    )
+                if not event.verify_hash():
+                    raise WireError(f"event seq {event.seq}: hash does not match its content")
+                events.append((gateway_id, event))
+            except WireError as err:
+                self.rejected += 1
+                log.warning("rejected message on %s: %s", received.topic, err)
+                self.store.reject(received.topic, str(err), received.payload, now)
+        if events:
+            result = self.store.store_events(events, now)
+            self.stored += result.stored
+            self.duplicates += result.duplicates
+            for gateway_id, seq in result.acks.items():
+                self._client.publish(topic(gateway_id, Channel.ACK), AckMessage(seq=seq).to_bytes(),
+                                     qos=1)
+        # Only now, with everything durably stored (or kept aside), release the deliveries.
+        for received in batch:
+            if received.qos > 0:
+                self._client.ack(received.mid, received.qos)
+
+    def _handle_status(self, gateway_id: str, payload: bytes) -> None:
+        if not payload:
+            return  # retained status cleared
+        status = StatusMessage.from_bytes(payload)
+        if status.gateway_id != gateway_id:
+            raise WireError(f"status names {status.gateway_id!r} but came on {gateway_id!r}'s topic")
+        self.store.record_status(gateway_id, status.model_dump_json(), status.state, self.clock.now())

@@ -1,0 +1,35 @@
+"""Gateways: health, delivery position, and commands to a gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from central.deps import ActorDep, ClockDep, IngestDep, StoreDep
+from central.views import list_gateways
+from homecall.wire import CommandMessage, WireError, validate_gateway_id
+
+router = APIRouter(prefix="/api/gateways", tags=["gateways"])
+
+
+@router.get("")
+def gateways(store: StoreDep) -> list[dict[str, Any]]:
+    return list_gateways(store)
+
+
+@router.post("/{gateway_id}/commands", status_code=202)
+def send_command(
+    gateway_id: str, command: CommandMessage, store: StoreDep, ingest: IngestDep,
+    clock: ClockDep, actor: ActorDep,
+) -> dict[str, Any]:
+    try:
+        validate_gateway_id(gateway_id)
+    except WireError as err:
+        raise HTTPException(status_code=422, detail=str(err)) from err
+    if ingest is None:
+        raise HTTPException(status_code=503, detail="central is not connected to the broker")
+    ingest.publish_command(gateway_id, command)
+    store.audit(clock.now(), actor, f"gateway.{command.command}", f"gateway:{gateway_id}",
+                command.args)
+    return {"gateway": gateway_id, "command": command.command}

@@ -1,0 +1,44 @@
+"""``homecall central serve``: run the HTTP API and MQTT ingest in one process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, help="SQLite database file (default var/central.db)")
+    parser.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    parser.add_argument("--mqtt-host")
+    parser.add_argument("--mqtt-port", type=int)
+    parser.add_argument("--mqtt-user")
+    parser.add_argument("--mqtt-password-file", type=Path)
+    parser.add_argument("--mqtt-client-id")
+    parser.add_argument("--clock", default=os.environ.get("HOMECALL_CLOCK"),
+                        help="'system' or 'scaled:START:SPEED:ANCHOR'")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from central.app import create_app
+    from central.settings import CentralSettings
+
+    overrides = {
+        "db_path": args.db,
+        "http_host": args.host,
+        "http_port": args.port,
+        "mqtt_host": args.mqtt_host,
+        "mqtt_port": args.mqtt_port,
+        "mqtt_user": args.mqtt_user,
+        "mqtt_client_id": args.mqtt_client_id,
+        "clock": args.clock,
+    }
+    if args.mqtt_password_file:
+        overrides["mqtt_password"] = args.mqtt_password_file.read_text().strip()
+    settings = CentralSettings(**{k: v for k, v in overrides.items() if v is not None})
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    return 0

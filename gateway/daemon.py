@@ -1,0 +1,481 @@
+"""The gateway daemon: wires drivers → rules engine → journal → outbox, on one core thread.
+
+Drivers, paho-mqtt and APScheduler all run threads of their own; none of them touches
+state. Each only posts a message to the core queue. The core thread takes messages in
+batches, steps the rules engine, commits every resulting event (with the engine state that
+produced it) to the journal in one transaction, then lets the outbox publish and tells the
+reader's LED/buzzer what happened. APScheduler's only job is to wake the core at the engine's
+``next_deadline`` (and for the heartbeat); the engine decides everything about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway import GatewayError
+from gateway.delivery.journal import Journal, NewEvent
+from gateway.delivery.outbox import BrokerSettings, Incoming, Outbox, OutboxMessage
+from gateway.rules import HouseholdState, initial_state, step
+from gateway.rules.inputs import ClockStatus, EngineInput, PlanUpdate
+from gateway.rules.outputs import RuleOutput
+from homecall.clock import Clock, SystemClock, clock_from_spec
+from homecall.observations import (
+    BatteryReading,
+    ButtonPress,
+    ContactChange,
+    DeviceFault,
+    DeviceRecovered,
+    Observation,
+    TagRead,
+    TamperChange,
+)
+from homecall.plan import GatewayPlan, PlanDocument, PlanError
+from homecall.wire import (
+    ALERT_SEVERITY,
+    Channel,
+    CommandMessage,
+    DeviceStatus,
+    EventType,
+    StatusMessage,
+    WireError,
+    validate_gateway_id,
+)
+
+log = logging.getLogger(__name__)
+
+_BATCH_MAX = 512
+
+
+@dataclass
+class GatewayConfig:
+    gateway_id: str
+    journal_path: Path
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    rfid_path: str | None = None
+    hub_path: str | None = None
+    nfc_path: str | None = None
+    plan_file: Path | None = None
+    clock_ok: str = "auto"  # auto | yes | no
+    heartbeat_s: float = 10.0
+    journal_sync: str = "FULL"
+    device_state_file: Path | None = None
+    token_public_key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Heartbeat:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    pass
+
+
+def detect_clock_ok(clock: Clock, mode: str) -> bool:
+    """Is the wall clock known good? ``auto``: simulated clocks are; a real one must be synced."""
+    if mode in ("yes", "no"):
+        return mode == "yes"
+    if not isinstance(clock, SystemClock):
+        return True
+    if Path("/run/systemd/timesync/synchronized").exists():
+        return True
+    with contextlib.suppress(OSError):
+        import subprocess
+
+        out = subprocess.run(
+            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+        )
+        return out.stdout.strip() == "yes"
+    return False
+
+
+def read_boot_id(clock: Clock) -> str:
+    if isinstance(clock, SystemClock):
+        with contextlib.suppress(OSError):
+            return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    return uuid.uuid4().hex
+
+
+class GatewayDaemon:
+    """One home's gateway."""
+
+    def __init__(self, config: GatewayConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.gateway_id = validate_gateway_id(config.gateway_id)
+        self.boot_id = read_boot_id(clock)
+        self.clock_ok = detect_clock_ok(clock, config.clock_ok)
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.journal = Journal(
+            config.journal_path, self.gateway_id, self.boot_id, synchronous=config.journal_sync
+        )
+        self.outbox = Outbox(self.gateway_id, self.journal, config.broker, self.post)
+        self.drivers: list[Any] = []
+        self.hub: Any = None
+        self.plan: GatewayPlan | None = None
+        self.state: HouseholdState = self._restore_state()
+        self.next_deadline: datetime | None = None
+        self._scheduler: Any = None
+        self._stopped = threading.Event()
+        self.ready = threading.Event()
+
+    # -- plumbing --------------------------------------------------------------------------
+    def post(self, item: Any) -> None:
+        """Thread-safe hand-off from drivers, paho and the scheduler to the core thread."""
+        self.inbox.put(item)
+
+    def _restore_state(self) -> HouseholdState:
+        plan_text = self.journal.get_state("plan")
+        if plan_text:
+            try:
+                self.plan = GatewayPlan.from_bytes(plan_text)
+            except PlanError as err:
+                log.error("stored plan unreadable, waiting for a new one: %s", err)
+        state_text = self.journal.get_state("engine")
+        if state_text:
+            return HouseholdState.from_json(state_text)
+        return initial_state(self.plan, clock_ok=self.clock_ok)
+
+    def _make_drivers(self) -> None:
+        cfg = self.config
+        if cfg.rfid_path:
+            from gateway.drivers.rfid_reader import RfidReaderDriver
+
+            self.drivers.append(RfidReaderDriver(cfg.rfid_path, self.clock, self.post))
+        if cfg.hub_path:
+            from gateway.drivers.sensor_hub import SensorHubDriver
+
+            self.hub = SensorHubDriver(cfg.hub_path, self.clock, self.post)
+            self.drivers.append(self.hub)
+        if cfg.nfc_path:
+            from gateway.drivers.nfc_reader import NfcReaderDriver
+
+            self.drivers.append(
+                NfcReaderDriver(
+                    cfg.nfc_path, self.clock, self.post, token_public_key=cfg.token_public_key
+                )
+            )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def run(self) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self._make_drivers()
+        if self.config.plan_file is not None and self.plan is None:
+            self._apply_plan_bytes(self.config.plan_file.read_bytes(), source="file")
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._scheduler.add_job(
+            self.post,
+            "interval",
+            args=[_Heartbeat()],
+            seconds=self.config.heartbeat_s,
+            id="heartbeat",
+        )
+        self._scheduler.start()
+        self._record(
+            [NewEvent(EventType.GATEWAY_STARTED, self.clock.now(), self.clock.monotonic(),
+                      data={"boot_id": self.boot_id, "clock_ok": self.clock_ok})]
+        )
+        # Fire anything that fell due while we were down, then arm the next deadline.
+        self._engine(None, self.clock.now())
+        for driver in self.drivers:
+            driver.start()
+        self.outbox.start()
+        self.ready.set()
+        log.info("gateway %s running (journal %s)", self.gateway_id, self.config.journal_path)
+        try:
+            self._core_loop()
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        self.post(_Stop())
+
+    def _shutdown(self) -> None:
+        for driver in self.drivers:
+            with contextlib.suppress(Exception):
+                driver.stop()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        self.outbox.stop(StatusMessage(gateway_id=self.gateway_id, state="offline",
+                                       time=self.clock.now(), boot_id=self.boot_id))
+        self.journal.close()
+        self._stopped.set()
+
+    # -- the core thread -------------------------------------------------------------------
+    def _core_loop(self) -> None:
+        while True:
+            try:
+                item = self.inbox.get(timeout=1.0)
+            except queue.Empty:
+                self.outbox.pump()
+                continue
+            batch = [item]
+            while len(batch) < _BATCH_MAX:
+                try:
+                    batch.append(self.inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if any(isinstance(i, _Stop) for i in batch):
+                # Journal whatever arrived with the stop request, then leave.
+                self._process([i for i in batch if not isinstance(i, _Stop)])
+                return
+            self._process(batch)
+
+    def _process(self, batch: list[Any]) -> None:
+        pending: list[NewEvent] = []
+        feedback: list[str] = []
+        state_changed = False
+        for item in batch:
+            if isinstance(item, (TagRead, ContactChange, ButtonPress)):
+                pending.extend(self._telemetry(item))
+                outputs = self._engine(item, item.at)
+                state_changed = True
+                pending.extend(self._to_new_events(outputs))
+                if isinstance(item, TagRead):
+                    feedback.append(_feedback_for(outputs))
+            elif isinstance(item, (TamperChange, BatteryReading, DeviceFault, DeviceRecovered)):
+                pending.extend(self._telemetry(item))
+            elif isinstance(item, _Tick):
+                outputs = self._engine(None, self.clock.now())
+                state_changed = True
+                pending.extend(self._to_new_events(outputs))
+            elif isinstance(item, _Heartbeat):
+                self._heartbeat()
+            elif isinstance(item, OutboxMessage.__args__):  # type: ignore[attr-defined]
+                incoming = self.outbox.handle(item)
+                if isinstance(incoming, Incoming):
+                    pending.extend(self._on_incoming(incoming))
+                    state_changed = True
+            else:
+                log.error("core: ignored unknown message %r", item)
+        if pending or state_changed:
+            state = {"engine": self.state.to_json()} if state_changed else None
+            self.journal.append(pending, clock_ok=self.clock_ok, state=state)
+        self.outbox.pump()
+        if self.hub is not None:
+            for outcome in feedback:
+                if outcome:
+                    self.hub.feedback(outcome)
+
+    def _engine(self, item: EngineInput | None, now: datetime) -> list[RuleOutput]:
+        self.state, outputs, deadline = step(self.state, item, now)
+        if deadline != self.next_deadline:
+            self.next_deadline = deadline
+            self._arm(deadline)
+        return outputs
+
+    def _arm(self, deadline: datetime | None) -> None:
+        if self._scheduler is None:
+            return
+        if deadline is None:
+            with contextlib.suppress(Exception):
+                self._scheduler.remove_job("rules-deadline")
+            return
+        wait = max(0.0, self.clock.real_seconds_until(deadline))
+        run_at = datetime.fromtimestamp(time.time() + wait, UTC)
+        self._scheduler.add_job(
+            self.post,
+            "date",
+            args=[_Tick()],
+            run_date=run_at,
+            id="rules-deadline",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def _record(self, events: list[NewEvent]) -> None:
+        self.journal.append(events, clock_ok=self.clock_ok)
+        self.outbox.pump()
+
+    def _to_new_events(self, outputs: list[RuleOutput]) -> list[NewEvent]:
+        mono = self.clock.monotonic()
+        return [
+            NewEvent(
+                type=o.type,
+                time=o.time,
+                mono=mono,
+                severity=o.severity,
+                visit_id=o.visit_id,
+                service_user_id=o.service_user_id,
+                carer_id=o.carer_id,
+                data=o.data,
+            )
+            for o in outputs
+        ]
+
+    def _telemetry(self, item: Observation) -> list[NewEvent]:
+        mono = self.clock.monotonic()
+        if isinstance(item, ContactChange):
+            kind = EventType.DOOR if item.kind == "door" else EventType.KEYSAFE
+            return [NewEvent(kind, item.at, mono, data={"sensor": item.sensor,
+                                                        "state": "open" if item.open else "closed"})]
+        if isinstance(item, ButtonPress):
+            return [NewEvent(EventType.BUTTON, item.at, mono, data={"name": item.name})]
+        if isinstance(item, TamperChange):
+            return [NewEvent(EventType.TAMPER, item.at, mono, data={"active": item.active})]
+        if isinstance(item, BatteryReading):
+            return [NewEvent(EventType.BATTERY, item.at, mono, data={"mv": item.millivolts})]
+        if isinstance(item, DeviceFault):
+            return [NewEvent(EventType.DEVICE_FAULT, item.at, mono,
+                             severity=ALERT_SEVERITY[EventType.DEVICE_FAULT],
+                             data={"device": item.device, "reason": item.reason})]
+        if isinstance(item, DeviceRecovered):
+            return [NewEvent(EventType.DEVICE_RECOVERED, item.at, mono,
+                             data={"device": item.device})]
+        return []
+
+    # -- plan and commands -----------------------------------------------------------------
+    def _on_incoming(self, incoming: Incoming) -> list[NewEvent]:
+        if incoming.channel is Channel.PLAN:
+            if not incoming.payload:
+                return []
+            return self._apply_plan_bytes(incoming.payload, source="central")
+        if incoming.channel is Channel.CMD:
+            try:
+                command = CommandMessage.from_bytes(incoming.payload)
+            except WireError as err:
+                log.warning("ignored bad command: %s", err)
+                return []
+            log.info("command from central: %s", command.command)
+            if command.command == "identify" and self.hub is not None:
+                self.hub.feedback("accepted")
+            return []
+        return []
+
+    def _apply_plan_bytes(self, payload: bytes, source: str) -> list[NewEvent]:
+        now = self.clock.now()
+        mono = self.clock.monotonic()
+        try:
+            plan = _parse_plan(payload, self.gateway_id)
+        except PlanError as err:
+            log.error("rejected plan from %s: %s", source, err)
+            return [NewEvent(EventType.PLAN_REJECTED, now, mono, data={"reason": str(err),
+                                                                       "source": source})]
+        if self.plan is not None and plan.version <= self.plan.version and source == "central":
+            return []
+        self.plan = plan
+        outputs = self._engine(PlanUpdate(plan), now)
+        self.journal.append([], clock_ok=self.clock_ok, state={"plan": plan.model_dump_json()})
+        log.info("plan version %d in force (%d visits) from %s", plan.version, len(plan.visits),
+                 source)
+        return [NewEvent(EventType.PLAN_APPLIED, now, mono,
+                         data={"version": plan.version, "visits": len(plan.visits),
+                               "source": source}), *self._to_new_events(outputs)]
+
+    def _heartbeat(self) -> None:
+        devices: list[DeviceStatus] = [d.status() for d in self.drivers]
+        status = StatusMessage(
+            gateway_id=self.gateway_id,
+            state="online",
+            time=self.clock.now(),
+            boot_id=self.boot_id,
+            clock_ok=self.clock_ok,
+            backlog=self.journal.backlog,
+            last_seq=self.journal.last_seq,
+            plan_version=self.plan.version if self.plan else None,
+            heartbeat_s=self.config.heartbeat_s,
+            devices=devices,
+        )
+        self.outbox.publish_status(status)
+        if self.config.device_state_file is not None:
+            with contextlib.suppress(Exception):
+                from gateway.devices_cli import write_device_states
+
+                write_device_states(self.config.device_state_file, devices)
+
+
+def _feedback_for(outputs: list[RuleOutput]) -> str:
+    outcomes = {o.feedback for o in outputs if o.feedback}
+    for outcome in ("rejected", "accepted", "unplanned"):
+        if outcome in outcomes:
+            return outcome
+    return ""
+
+
+def _parse_plan(payload: bytes, gateway_id: str) -> GatewayPlan:
+    try:
+        plan = GatewayPlan.from_bytes(payload)
+    except PlanError as first:
+        try:
+            document = PlanDocument.parse(payload)
+        except PlanError:
+            raise first from None
+        plan = document.for_gateway(version=1, tag_salt=f"local-{gateway_id}")
+    if plan.gateway_id != gateway_id:
+        raise PlanError(f"plan is for gateway {plan.gateway_id!r}, this is {gateway_id!r}")
+    return plan
+
+
+# -- command line --------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id", required=True, help="gateway id ([a-z0-9-]{3,64})")
+    parser.add_argument("--journal", required=True, type=Path, help="journal SQLite file")
+    parser.add_argument("--mqtt-host", default="127.0.0.1")
+    parser.add_argument("--mqtt-port", type=int, default=1883)
+    parser.add_argument("--mqtt-user", help="broker username (default: the gateway id)")
+    parser.add_argument("--mqtt-password-file", type=Path, help="file holding the password")
+    parser.add_argument("--rfid", help="125 kHz reader serial path or pyserial URL")
+    parser.add_argument("--hub", help="sensor hub serial path or pyserial URL")
+    parser.add_argument("--nfc", help="NFC reader: tty:AMA0:pn532, usb, or a pty path")
+    parser.add_argument("--plan", type=Path, help="plan file to use until central sends one")
+    parser.add_argument("--clock", default=os.environ.get("HOMECALL_CLOCK", "system"),
+                        help="'system' or 'scaled:START:SPEED:ANCHOR' (env HOMECALL_CLOCK)")
+    parser.add_argument("--clock-ok", choices=["auto", "yes", "no"], default="auto")
+    parser.add_argument("--heartbeat", type=float, default=10.0, help="seconds (real time)")
+    parser.add_argument("--journal-sync", choices=["FULL", "NORMAL", "EXTRA"], default="FULL")
+    parser.add_argument("--device-state-file", type=Path)
+    parser.add_argument("--token-public-key", type=Path, help="central's carer-token public key")
+
+
+def run(args: argparse.Namespace) -> int:
+    password = args.mqtt_password_file.read_text().strip() if args.mqtt_password_file else None
+    config = GatewayConfig(
+        gateway_id=args.id,
+        journal_path=args.journal,
+        broker=BrokerSettings(
+            host=args.mqtt_host,
+            port=args.mqtt_port,
+            username=args.mqtt_user or (args.id if password else None),
+            password=password,
+        ),
+        rfid_path=args.rfid,
+        hub_path=args.hub,
+        nfc_path=args.nfc,
+        plan_file=args.plan,
+        clock_ok=args.clock_ok,
+        heartbeat_s=args.heartbeat,
+        journal_sync=args.journal_sync,
+        device_state_file=args.device_state_file,
+        token_public_key=args.token_public_key.read_bytes() if args.token_public_key else None,
+    )
+    try:
+        daemon = GatewayDaemon(config, clock_from_spec(args.clock))
+    except (GatewayError, WireError) as err:
+        log.error("%s", err)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stop())
+    daemon.run()
+    return 0

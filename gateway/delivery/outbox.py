@@ -1,0 +1,281 @@
+"""The MQTT outbox: publishes journalled events to the broker until central acks them.
+
+paho-mqtt runs its network loop on its own thread; every paho callback here only posts a
+small message to the daemon's queue (``post``). The daemon's core thread calls
+:meth:`Outbox.handle` with those messages and :meth:`Outbox.pump` after journalling, and
+only the core thread publishes. Delivery is judged by central's ``ack`` (highest contiguous
+seq durably stored), not by the broker's PUBACK: on every (re)connect, and whenever acks stop
+advancing for ``ack_timeout_s``, everything above the last ack is sent again; central stores
+idempotently on (gateway_id, seq). MQTT 5 reason codes are checked on every PUBACK: 0x87
+(not authorised) and any other code >= 0x80 mean *not delivered*; 0x10 (no matching
+subscribers) is fine.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway import GatewayError
+from gateway.delivery.journal import Journal
+from homecall.wire import AckMessage, Channel, StatusMessage, WireError, topic
+
+log = logging.getLogger(__name__)
+
+NO_MATCHING_SUBSCRIBERS = 0x10
+NOT_AUTHORIZED = 0x87
+
+
+class OutboxError(GatewayError):
+    """The outbox cannot be configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 30
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+# -- messages posted from paho's thread to the core thread ---------------------------------
+@dataclass(frozen=True, slots=True)
+class Connected:
+    session_present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    mid: int
+    reason_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    channel: Channel
+    payload: bytes
+
+
+OutboxMessage = Connected | Disconnected | PublishResult | Incoming
+
+
+class Outbox:
+    """Owns the gateway's MQTT session; publishes from the journal; tracks central's acks."""
+
+    def __init__(
+        self,
+        gateway_id: str,
+        journal: Journal,
+        settings: BrokerSettings,
+        post: Callable[[Any], None],
+        *,
+        window: int = 256,
+        ack_timeout_s: float = 5.0,
+    ) -> None:
+        self.gateway_id = gateway_id
+        self.journal = journal
+        self.settings = settings
+        self.post = post
+        self.window = window
+        self.ack_timeout_s = ack_timeout_s
+        self.connected = False
+        self._sent_upto = journal.acked_seq
+        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._last_progress = time.monotonic()
+        self._retry_after = 0.0
+        self.denied = 0
+        self.published = 0
+        self._client = self._make_client()
+
+    # -- paho setup (callbacks only post) --------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"gw-{self.gateway_id}",
+            protocol=mqtt.MQTTv5,
+        )
+        if self.settings.username is not None:
+            client.username_pw_set(self.settings.username, self.settings.password)
+        if self.settings.tls_ca or self.settings.tls_cert:
+            client.tls_set(
+                ca_certs=self.settings.tls_ca,
+                certfile=self.settings.tls_cert,
+                keyfile=self.settings.tls_key,
+            )
+        client.will_set(
+            topic(self.gateway_id, Channel.STATUS),
+            StatusMessage(gateway_id=self.gateway_id, state="offline").to_bytes(),
+            qos=1,
+            retain=True,
+        )
+        client.max_inflight_messages_set(self.window)
+        client.max_queued_messages_set(0)
+        # paho's own back-off; jitter is added by spreading the first attempt.
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
+    ) -> None:
+        if reason_code.is_failure:
+            self.post(Disconnected(f"connect refused: {reason_code}"))
+            return
+        self.post(Connected(bool(getattr(flags, "session_present", False))))
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
+    ) -> None:
+        self.post(Disconnected(str(reason_code)))
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, props: Any
+    ) -> None:
+        self.post(PublishResult(mid, int(getattr(reason_code, "value", reason_code))))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            channel = Channel(message.topic.rsplit("/", 1)[-1])
+        except ValueError:
+            return
+        self.post(Incoming(channel, bytes(message.payload)))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 7 * 24 * 3600
+        time.sleep(random.uniform(0, 0.05))  # jitter: a street of gateways must not stampede
+        self._client.connect_async(
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
+        self._client.loop_start()
+
+    def stop(self, status: StatusMessage | None = None) -> None:
+        if self.connected and status is not None:
+            info = self._client.publish(
+                topic(self.gateway_id, Channel.STATUS), status.to_bytes(), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout=1.0)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # -- core-thread API -------------------------------------------------------------------
+    def handle(self, message: OutboxMessage) -> Incoming | None:
+        """Apply a message posted by a paho callback. Returns plan/cmd payloads to the caller."""
+        if isinstance(message, Connected):
+            self.connected = True
+            self._inflight.clear()
+            self._sent_upto = self.journal.acked_seq  # resend everything central has not acked
+            self._last_progress = time.monotonic()
+            for channel in (Channel.ACK, Channel.PLAN, Channel.CMD):
+                self._client.subscribe(topic(self.gateway_id, channel), qos=1)
+            log.info("connected to broker (session present: %s)", message.session_present)
+        elif isinstance(message, Disconnected):
+            if self.connected:
+                log.warning("broker connection lost: %s", message.reason)
+            self.connected = False
+            self._inflight.clear()
+        elif isinstance(message, PublishResult):
+            seq = self._inflight.pop(message.mid, None)
+            if seq is not None and message.reason_code >= 0x80:
+                self.denied += 1
+                log.error(
+                    "broker refused event seq %d (reason 0x%02X%s): kept in journal",
+                    seq,
+                    message.reason_code,
+                    " not authorised" if message.reason_code == NOT_AUTHORIZED else "",
+                )
+                self._sent_upto = min(self._sent_upto, seq - 1)
+                self._retry_after = time.monotonic() + 5.0
+        elif isinstance(message, Incoming):
+            if message.channel is Channel.ACK:
+                self._on_ack(message.payload)
+                return None
+            return message
+        return None
+
+    def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = AckMessage.from_bytes(payload)
+        except WireError as err:
+            log.warning("ignored bad ack: %s", err)
+            return
+        if ack.seq > self.journal.last_seq:
+            log.error(
+                "central acked seq %d beyond our last seq %d (journal replaced?)",
+                ack.seq,
+                self.journal.last_seq,
+            )
+        if self.journal.mark_acked(ack.seq):
+            self._last_progress = time.monotonic()
+
+    def pump(self) -> int:
+        """Publish unacked events in seq order, within the in-flight window."""
+        if not self.connected:
+            return 0
+        now = time.monotonic()
+        if now < self._retry_after:
+            return 0
+        if (
+            self.journal.backlog
+            and self._sent_upto >= self.journal.last_seq
+            and not self._inflight
+            and now - self._last_progress > self.ack_timeout_s
+        ):
+            log.info("no ack for %.0fs: resending from seq %d", self.ack_timeout_s,
+                     self.journal.acked_seq + 1)
+            self._sent_upto = self.journal.acked_seq
+            self._last_progress = now
+        room = self.window - len(self._inflight)
+        if room <= 0 or self._sent_upto >= self.journal.last_seq:
+            return 0
+        sent = 0
+        events_topic = topic(self.gateway_id, Channel.EVENTS)
+        for entry in self.journal.pending(self._sent_upto, limit=room):
+            info = self._client.publish(events_topic, entry.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            self._inflight[info.mid] = entry.seq
+            self._sent_upto = entry.seq
+            sent += 1
+        if sent:
+            self._last_progress = now
+        self.published += sent
+        return sent
+
+    def publish_status(self, status: StatusMessage) -> None:
+        if self.connected:
+            self._client.publish(
+                topic(self.gateway_id, Channel.STATUS), status.to_bytes(), qos=1, retain=True
+            )
+
+    @property
+    def idle(self) -> bool:
+        return not self._inflight and self._sent_upto >= self.journal.last_seq

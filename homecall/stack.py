@@ -1,0 +1,238 @@
+"""The whole product on one machine, as separate processes: broker, central, a simulated home
+and its gateway. Used by ``homecall demo``, the end-to-end tests and the fault benchmarks.
+
+:class:`Stack` starts a private Mosquitto (per-gateway credentials and ACL), a relay that can
+cut the gateway's network, ``homecall central serve``, ``homecall sim`` and ``homecall gateway
+run``, all on one shared clock spec, and can crash, restart or cut any of them. Every process
+logs to ``workdir/logs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from homecall import HomeCallError
+from homecall.broker import CENTRAL_USER, MosquittoBroker, free_port
+from homecall.netem import TcpRelay
+from homecall.plan import PlanDocument
+
+
+class StackError(HomeCallError):
+    """A part of the stack would not start or answer."""
+
+
+@dataclass
+class GatewayProcess:
+    gateway_id: str
+    journal: Path
+    devices: dict[str, Path]
+    password_file: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+
+class Stack:
+    def __init__(self, workdir: str | Path, clock_spec: str, *, http_port: int | None = None,
+                 heartbeat_s: float = 1.0) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        self.clock_spec = clock_spec
+        self.http_port = http_port or free_port()
+        self.heartbeat_s = heartbeat_s
+        self.broker = MosquittoBroker(self.workdir / "broker")
+        self.relay: TcpRelay | None = None
+        self.central: subprocess.Popen[bytes] | None = None
+        self.sim: subprocess.Popen[bytes] | None = None
+        self.gateways: dict[str, GatewayProcess] = {}
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/"
+
+    # -- process helpers -------------------------------------------------------------------
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return subprocess.Popen(
+            [sys.executable, "-m", "homecall.cli", *args],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+
+    @staticmethod
+    def _end(process: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:
+        if process is None or process.poll() is not None:
+            return
+        if kill:
+            process.kill()
+        else:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    # -- broker ----------------------------------------------------------------------------
+    def start_broker(self) -> None:
+        self.broker.start()
+        self.relay = TcpRelay("127.0.0.1", self.broker.port)
+
+    # -- central ---------------------------------------------------------------------------
+    def start_central(self, wait: bool = True) -> None:
+        self.central = self._spawn("central", [
+            "central", "serve",
+            "--db", str(self.workdir / "central.db"),
+            "--port", str(self.http_port),
+            "--mqtt-port", str(self.broker.port),
+            "--mqtt-user", CENTRAL_USER,
+            "--mqtt-password-file", str(self.broker.credentials_file(CENTRAL_USER)),
+            "--clock", self.clock_spec,
+        ])
+        if wait:
+            self.wait_central()
+
+    def wait_central(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.central is not None and self.central.poll() is not None:
+                raise StackError(f"central exited ({self.central.returncode}); see "
+                                 f"{self.workdir / 'logs' / 'central.log'}")
+            with contextlib.suppress(httpx.HTTPError):
+                health = self.http.get("/api/health").json()
+                if health.get("broker_connected"):
+                    return
+            time.sleep(0.05)
+        raise StackError("central did not become ready")
+
+    def kill_central(self) -> None:
+        self._end(self.central, kill=True)
+
+    def upload_plan(self, document: PlanDocument) -> dict[str, Any]:
+        response = self.http.post("/api/plans", json=document.model_dump(mode="json"),
+                                  headers={"x-homecall-user": "demo-coordinator"})
+        if response.status_code != 201:
+            raise StackError(f"plan upload failed: {response.status_code} {response.text}")
+        return response.json()  # type: ignore[no-any-return]
+
+    # -- simulated home --------------------------------------------------------------------
+    def start_sim(self, scenario_path: Path | None, devices: set[str],
+                  timeout_s: float = 15.0) -> dict[str, Path]:
+        dev_dir = self.workdir / "dev"
+        dev_dir.mkdir(exist_ok=True)
+        ready = dev_dir / "ready"
+        ready.unlink(missing_ok=True)
+        args = ["sim", "--dev-dir", str(dev_dir), "--clock", self.clock_spec, "--stay",
+                "--devices", ",".join(sorted(devices))]
+        if scenario_path is not None:
+            args += ["--scenario", str(scenario_path)]
+        self.sim = self._spawn("sim", args)
+        deadline = time.monotonic() + timeout_s
+        while not ready.exists():
+            if self.sim.poll() is not None:
+                raise StackError(f"simulator exited ({self.sim.returncode}); see "
+                                 f"{self.workdir / 'logs' / 'sim.log'}")
+            if time.monotonic() > deadline:
+                raise StackError("simulator did not create its devices")
+            time.sleep(0.02)
+        return {name: Path(p) for name, p in json.loads(ready.read_text()).items()}
+
+    # -- gateway ---------------------------------------------------------------------------
+    def add_gateway(self, gateway_id: str, devices: dict[str, Path],
+                    extra_args: list[str] | None = None) -> GatewayProcess:
+        self.broker.add_user(gateway_id)
+        gateway = GatewayProcess(
+            gateway_id=gateway_id,
+            journal=self.workdir / "gateway" / gateway_id / "journal.db",
+            devices=devices,
+            password_file=self.broker.credentials_file(gateway_id),
+            extra_args=extra_args or [],
+        )
+        self.gateways[gateway_id] = gateway
+        return gateway
+
+    def start_gateway(self, gateway_id: str) -> None:
+        gateway = self.gateways[gateway_id]
+        assert self.relay is not None, "start_broker() first"
+        args = [
+            "gateway", "run", "--id", gateway_id,
+            "--journal", str(gateway.journal),
+            "--mqtt-port", str(self.relay.port),
+            "--mqtt-password-file", str(gateway.password_file),
+            "--clock", self.clock_spec,
+            "--heartbeat", str(self.heartbeat_s),
+            "--device-state-file", str(gateway.journal.parent / "devices.json"),
+            *gateway.extra_args,
+        ]
+        for device, path in gateway.devices.items():
+            args += [f"--{device}", str(path)]
+        gateway.process = self._spawn(f"gateway-{gateway_id}", args)
+
+    def crash_gateway(self, gateway_id: str) -> None:
+        self._end(self.gateways[gateway_id].process, kill=True)
+
+    def stop_gateway(self, gateway_id: str) -> None:
+        self._end(self.gateways[gateway_id].process)
+
+    # -- observation -----------------------------------------------------------------------
+    def gateway_view(self, gateway_id: str) -> dict[str, Any] | None:
+        with contextlib.suppress(httpx.HTTPError):
+            for gw in self.http.get("/api/gateways").json():
+                if gw["id"] == gateway_id:
+                    return gw  # type: ignore[no-any-return]
+        return None
+
+    def wait_delivered(self, gateway_id: str, timeout_s: float = 60.0) -> bool:
+        """Wait until central holds every event the gateway reports journalled (backlog 0)."""
+        deadline = time.monotonic() + timeout_s
+        stable = 0
+        while time.monotonic() < deadline:
+            view = self.gateway_view(gateway_id)
+            status = (view or {}).get("status") or {}
+            if (
+                view is not None
+                and status.get("state") == "online"
+                and status.get("backlog") == 0
+                and status.get("last_seq") is not None
+                and view["contiguous_seq"] >= status["last_seq"]
+            ):
+                stable += 1
+                if stable >= 3:
+                    return True
+            else:
+                stable = 0
+            time.sleep(max(self.heartbeat_s / 2, 0.1))
+        return False
+
+    def report(self, gateway_id: str | None = None) -> dict[str, Any]:
+        params = {"gateway": gateway_id} if gateway_id else {}
+        return self.http.get("/api/report", params=params).json()  # type: ignore[no-any-return]
+
+    # -- teardown --------------------------------------------------------------------------
+    def stop(self) -> None:
+        for gateway in self.gateways.values():
+            self._end(gateway.process)
+        self._end(self.sim)
+        self._end(self.central)
+        if self.relay is not None:
+            self.relay.close()
+        self.broker.stop()
+        self.http.close()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
