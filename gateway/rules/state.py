@@ -1,0 +1,255 @@
+"""The engine's state for one household, and its JSON form.
+
+This module owns :class:`HouseholdState` and the small frozen records inside it (one
+:class:`VisitState` per visit with its attendances and the alerts already raised, the
+contacts that are open, pending household checks), their JSON serialisation (persisted in
+the gateway journal's database so the engine survives a restart), and :class:`PlanIndex`,
+the per-plan cache of visit windows that is rebuilt from the plan and never serialised.
+
+A state is never changed in place: :func:`gateway.rules.step` returns a new one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from gateway.rules.windows import VisitTimes, iso, visit_times
+from homecall.clock import parse_utc
+from homecall.plan import GatewayPlan, Policy
+
+VisitStatus = Literal["planned", "in_progress", "completed", "missed", "no_access", "cancelled"]
+VISIT_STATUSES: tuple[VisitStatus, ...] = (
+    "planned",
+    "in_progress",
+    "completed",
+    "missed",
+    "no_access",
+    "cancelled",
+)
+
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Attendance:
+    """One carer's arrival (and, once they tap again, departure) for one visit."""
+
+    carer_id: str
+    arrived_at: datetime
+    departed_at: datetime | None = None
+    verified: bool = False  # door or key safe used within corroboration_min of the arrival
+    door_seen: bool = False  # door used from corroboration_min before arrival to departure
+    clock_ok: bool = True  # the gateway clock was known good when the arrival was recorded
+
+    @property
+    def open(self) -> bool:
+        return self.departed_at is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "carer_id": self.carer_id,
+            "arrived_at": iso(self.arrived_at),
+            "departed_at": iso(self.departed_at),
+            "verified": self.verified,
+            "door_seen": self.door_seen,
+            "clock_ok": self.clock_ok,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attendance:
+        return cls(
+            carer_id=data["carer_id"],
+            arrived_at=parse_utc(data["arrived_at"]),
+            departed_at=_opt_time(data.get("departed_at")),
+            verified=bool(data.get("verified", False)),
+            door_seen=bool(data.get("door_seen", False)),
+            clock_ok=bool(data.get("clock_ok", True)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VisitState:
+    """What has happened so far for one visit."""
+
+    visit_id: str
+    service_user_id: str
+    status: VisitStatus = "planned"
+    attendances: tuple[Attendance, ...] = ()
+    # Alert keys already raised (or deadlines already consumed): "visit_late",
+    # "visit_missed", "call_outside_tolerance", "no_access", "double_up_incomplete",
+    # "short_visit:<carer>", "departure_missing:<carer>".
+    alerts: frozenset[str] = frozenset()
+    punctuality: str | None = None  # of the first arrival
+    minutes_outside_window: int | None = None
+    known_since: datetime | None = None  # deadlines before this instant never fire
+    in_plan: bool = True  # False: removed by a plan update but kept for its attendances
+
+    @property
+    def open_attendances(self) -> tuple[Attendance, ...]:
+        return tuple(a for a in self.attendances if a.departed_at is None)
+
+    @property
+    def carers_arrived(self) -> tuple[str, ...]:
+        seen: list[str] = []
+        for a in self.attendances:
+            if a.carer_id not in seen:
+                seen.append(a.carer_id)
+        return tuple(seen)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "visit_id": self.visit_id,
+            "service_user_id": self.service_user_id,
+            "status": self.status,
+            "attendances": [a.to_dict() for a in self.attendances],
+            "alerts": sorted(self.alerts),
+            "punctuality": self.punctuality,
+            "minutes_outside_window": self.minutes_outside_window,
+            "known_since": iso(self.known_since),
+            "in_plan": self.in_plan,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VisitState:
+        return cls(
+            visit_id=data["visit_id"],
+            service_user_id=data["service_user_id"],
+            status=data["status"],
+            attendances=tuple(Attendance.from_dict(a) for a in data.get("attendances", [])),
+            alerts=frozenset(data.get("alerts", [])),
+            punctuality=data.get("punctuality"),
+            minutes_outside_window=data.get("minutes_outside_window"),
+            known_since=_opt_time(data.get("known_since")),
+            in_plan=bool(data.get("in_plan", True)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactState:
+    """A door contact or key-safe switch currently open."""
+
+    kind: Literal["door", "keysafe"]
+    sensor: str
+    since: datetime
+    watch: bool  # a left-open alert is still due (opened with a good clock, not yet raised)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sensor": self.sensor, "since": iso(self.since),
+                "watch": self.watch}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContactState:
+        return cls(kind=data["kind"], sensor=data["sensor"], since=parse_utc(data["since"]),
+                   watch=bool(data["watch"]))
+
+
+@dataclass(frozen=True, slots=True)
+class KeysafeCheck:
+    """A key-safe opening with nobody checked in: unexpected unless a carer taps in time."""
+
+    sensor: str
+    opened_at: datetime
+    due: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sensor": self.sensor, "opened_at": iso(self.opened_at), "due": iso(self.due)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeysafeCheck:
+        return cls(sensor=data["sensor"], opened_at=parse_utc(data["opened_at"]),
+                   due=parse_utc(data["due"]))
+
+
+@dataclass(frozen=True, slots=True)
+class DoorCheck:
+    """The last carer left: the doors must be shut by ``due``."""
+
+    departed_at: datetime
+    due: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"departed_at": iso(self.departed_at), "due": iso(self.due)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DoorCheck:
+        return cls(departed_at=parse_utc(data["departed_at"]), due=parse_utc(data["due"]))
+
+
+@dataclass(frozen=True, slots=True)
+class PlanIndex:
+    """Per-plan cache: each visit's windows and merged policy, in plan order."""
+
+    times: dict[str, VisitTimes]
+    policy: Policy
+
+    @classmethod
+    def build(cls, plan: GatewayPlan | None) -> PlanIndex:
+        if plan is None:
+            return cls(times={}, policy=Policy.model_validate({}))
+        return cls(times={v.id: visit_times(plan, v) for v in plan.visits}, policy=plan.policy)
+
+
+@dataclass(frozen=True)
+class HouseholdState:
+    """Everything the engine remembers about one household. Treat as immutable."""
+
+    plan: GatewayPlan | None = None
+    clock_ok: bool = True
+    visits: dict[str, VisitState] = field(default_factory=dict)
+    contacts: dict[str, ContactState] = field(default_factory=dict)  # key "kind:sensor"
+    last_door_at: datetime | None = None
+    last_keysafe_at: datetime | None = None
+    last_carer_tap_at: datetime | None = None
+    tag_seen: dict[str, datetime] = field(default_factory=dict)  # debounce; key = tag hash
+    keysafe_checks: tuple[KeysafeCheck, ...] = ()
+    door_check: DoorCheck | None = None
+    index: PlanIndex = field(default_factory=lambda: PlanIndex.build(None), compare=False,
+                             repr=False)
+
+    def visit(self, visit_id: str) -> VisitState | None:
+        return self.visits.get(visit_id)
+
+    def to_json(self) -> str:
+        body = {
+            "format": STATE_FORMAT,
+            "plan": None if self.plan is None else self.plan.model_dump(mode="json"),
+            "clock_ok": self.clock_ok,
+            "visits": [v.to_dict() for v in self.visits.values()],
+            "contacts": [c.to_dict() for c in self.contacts.values()],
+            "last_door_at": iso(self.last_door_at),
+            "last_keysafe_at": iso(self.last_keysafe_at),
+            "last_carer_tap_at": iso(self.last_carer_tap_at),
+            "tag_seen": {k: iso(v) for k, v in self.tag_seen.items()},
+            "keysafe_checks": [k.to_dict() for k in self.keysafe_checks],
+            "door_check": None if self.door_check is None else self.door_check.to_dict(),
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> HouseholdState:
+        body = json.loads(text)
+        if body.get("format") != STATE_FORMAT:
+            raise ValueError(f"unsupported rules state format {body.get('format')!r}")
+        plan = None if body["plan"] is None else GatewayPlan.model_validate(body["plan"])
+        contacts = [ContactState.from_dict(c) for c in body.get("contacts", [])]
+        door = body.get("door_check")
+        return cls(
+            plan=plan,
+            clock_ok=bool(body["clock_ok"]),
+            visits={v["visit_id"]: VisitState.from_dict(v) for v in body.get("visits", [])},
+            contacts={f"{c.kind}:{c.sensor}": c for c in contacts},
+            last_door_at=_opt_time(body.get("last_door_at")),
+            last_keysafe_at=_opt_time(body.get("last_keysafe_at")),
+            last_carer_tap_at=_opt_time(body.get("last_carer_tap_at")),
+            tag_seen={k: parse_utc(v) for k, v in body.get("tag_seen", {}).items()},
+            keysafe_checks=tuple(KeysafeCheck.from_dict(k) for k in body.get("keysafe_checks", [])),
+            door_check=None if door is None else DoorCheck.from_dict(door),
+            index=PlanIndex.build(plan),
+        )
+
+
+def _opt_time(value: str | None) -> datetime | None:
+    return None if value is None else parse_utc(value)
