@@ -64,6 +64,10 @@ Outcome = Literal["accepted", "unplanned", "rejected", "fault"]
 class SensorHubDriver:
     """The gateway's view of one sensor hub (see module docstring)."""
 
+    #: After a lost or corrupted frame the full state is requested, at most this often
+    #: (a garbage storm must not turn into a STATE storm).
+    RESYNC_MIN_INTERVAL_S = 0.2
+
     def __init__(
         self,
         path: str,
@@ -217,7 +221,7 @@ class SensorHubDriver:
             self._connected = True
         last_rx = time.monotonic()
         last_ping = last_rx
-        last_state_request = 0.0
+        resync_due = False
         self._write(port, RequestState())
         self.state_requests += 1
         last_state_request = time.monotonic()
@@ -255,10 +259,12 @@ class SensorHubDriver:
                         continue
                     last_rx = now
                     self._handle(event, at, now)
-            if resync and now - last_state_request > 0.5:
+            resync_due = resync_due or resync
+            if resync_due and now - last_state_request > self.RESYNC_MIN_INTERVAL_S:
                 self._write(port, RequestState())
                 self.state_requests += 1
                 last_state_request = now
+                resync_due = False
             for settled in self.debouncer.settle(now):
                 self.sink(ContactChange(settled.kind, settled.sensor, settled.open, settled.at))
             silent_for = now - last_rx

@@ -365,7 +365,7 @@ class SettledContact:
     kind: Literal["door", "keysafe"]
     sensor: str
     open: bool
-    at: datetime  # clock time of the first edge of the burst that settled
+    at: datetime  # clock time of the last edge that left the previous stable state
 
 
 @dataclass
@@ -390,12 +390,15 @@ class ContactDebouncer:
 
     def edge(self, kind: str, sensor: str, is_open: bool, at: datetime, now: float) -> None:
         key = (kind, sensor)
+        baseline = self.stable.get(key, False)
         pending = self._pending.get(key)
         if pending is None:
-            if self.stable.get(key, False) == is_open and key in self.stable:
+            if baseline == is_open and key in self.stable:
                 return
             self._pending[key] = _Pending(is_open, at, now)
         else:
+            if pending.open == baseline and is_open != baseline:
+                pending.first_at = at  # left the stable state again: this edge is the change
             pending.open = is_open
             pending.last_edge = now
 
