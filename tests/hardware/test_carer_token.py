@@ -1,0 +1,49 @@
+"""Signed carer tokens: central signs (homecall.carer_token), the gateway verifies offline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.drivers.carer_token import check_carer_token, iter_records, verify_carer_token
+from homecall.carer_token import (
+    CarerTokenError,
+    generate_signing_key,
+    public_key_for,
+    sign_carer_token,
+)
+
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def test_round_trip_and_size() -> None:
+    private, public = generate_signing_key()
+    assert public_key_for(private) == public
+    message = sign_carer_token(private, "c-1234567890abcdefgh", NOW + timedelta(days=7))
+    assert len(message) <= 144 - 4  # fits an NTAG213 with its TLV header
+    assert verify_carer_token(message, public, NOW) == "c-1234567890abcdefgh"
+    [(tnf, rtype, _)] = iter_records(message)
+    assert (tnf, rtype) == (4, b"homecall.uk:ct")
+
+
+def test_expiry_is_exclusive_and_keys_matter() -> None:
+    private, public = generate_signing_key()
+    _, other_public = generate_signing_key()
+    message = sign_carer_token(private, "c-1", NOW)
+    assert check_carer_token(message, public, NOW).reason == "expired"
+    assert check_carer_token(message, public, NOW - timedelta(seconds=1)).carer_id == "c-1"
+    assert check_carer_token(message, other_public, NOW - timedelta(hours=1)).reason == "forged"
+    assert check_carer_token(message, None, NOW).reason == "no_key"
+
+
+@pytest.mark.parametrize("message", [b"", b"\xd4", b"\xd4\x0e\x05homecall.uk:ct\x01\x02", None])
+def test_malformed_or_absent(message: bytes | None) -> None:
+    _, public = generate_signing_key()
+    assert check_carer_token(message, public, NOW).carer_id is None
+
+
+def test_naive_expiry_refused() -> None:
+    private, _ = generate_signing_key()
+    with pytest.raises(CarerTokenError):
+        sign_carer_token(private, "c-1", datetime(2026, 1, 1))
