@@ -18,9 +18,11 @@ NDEF application v2 with CC file E103 and NDEF file E104). API for the scenario 
     reader.stop()
 
 ``hold_s`` is real seconds (``float("inf")`` is a stuck tag); a read through nfcpy takes a
-few tens of milliseconds, so anything from 0.2 s up is a realistic tap. Type 2 card UIDs
-must not start with 0x04 (NXP): nfcpy would then probe NTAG versions, which this
-simulator does not emulate. ``commands_seen`` lists the chip command codes received.
+few tens of milliseconds, so anything from 0.2 s up is a realistic tap. Card UIDs may be
+4, 7 or 10 bytes. NTAG version probing is not emulated: for a UID starting with 0x04
+(NXP) nfcpy sends GET_VERSION, the card stays mute as an Ultralight would, and nfcpy
+re-senses it and reads it as a generic Type 2 tag (one extra round trip).
+``commands_seen`` lists the chip command codes received.
 """
 
 from __future__ import annotations
@@ -70,8 +72,10 @@ def encode_frame(payload: bytes) -> bytes:
 
 def type2_memory(uid: bytes, ndef: bytes | None) -> bytes:
     """Tag memory of an Ultralight-like Type 2 Tag holding ``ndef`` in an NDEF TLV."""
-    if len(uid) != 7:
-        raise Pn532SimError("a Type 2 card has a 7-byte UID")
+    if len(uid) not in (4, 7, 10):
+        raise Pn532SimError("an ISO 14443 UID has 4, 7 or 10 bytes")
+    if len(uid) != 7:  # not an Ultralight layout; pages 0-2 only need to be readable
+        uid = (uid + bytes(7))[:7]
     bcc0 = 0x88 ^ uid[0] ^ uid[1] ^ uid[2]
     bcc1 = uid[3] ^ uid[4] ^ uid[5] ^ uid[6]
     tlv = b""
@@ -98,7 +102,7 @@ class _Card:
 
     @property
     def sens_res(self) -> bytes:
-        return b"\x00\x44" if len(self.uid) == 7 else b"\x00\x04"
+        return {4: b"\x00\x04", 7: b"\x00\x44", 10: b"\x00\x84"}[len(self.uid)]
 
     @property
     def sel_res(self) -> int:

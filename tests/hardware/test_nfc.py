@@ -127,3 +127,21 @@ def test_stop_is_prompt(nfc_driver: NfcReaderDriver) -> None:
     started = time.monotonic()
     nfc_driver.stop()
     assert time.monotonic() - started < 0.5
+
+
+def test_nxp_uid_and_other_uid_lengths(
+    nfc_sim: SimulatedPn532,
+    nfc_driver: NfcReaderDriver,
+    sink: Sink,
+    clock: ManualClock,
+    keypair: tuple[bytes, bytes],
+) -> None:
+    # 04... (NXP): nfcpy probes GET_VERSION, the sim stays mute, nfcpy re-senses and falls
+    # back to a generic Type 2 tag, so UID and NDEF still arrive.
+    token = sign_carer_token(keypair[0], "c-7", clock.now() + timedelta(days=1))
+    for i, uid in enumerate(("04A224B1C2D380", "0A1B2C3D", "5A1122334455667788AA")):
+        nfc_sim.present_card(bytes.fromhex(uid), token, hold_s=0.3)
+        read = sink.wait(TagRead, i + 1)[-1]
+        assert (read.tag, read.carer_token) == (f"nfc:{uid}", "c-7")
+        nfc_sim.remove()
+        time.sleep(0.06)
