@@ -3,7 +3,8 @@
 This module owns the order of events within one step, which is what makes the engine
 deterministic: first every deadline at or before ``now`` fires, in time order (ties broken
 by rule, then visit, carer and sensor), each output stamped with its own deadline; then the
-input, if any, is handled at ``now``; then the earliest pending deadline is returned. The
+input, if any, is handled at ``now``; then any deadline the input made due fires; then the
+earliest pending deadline (always after ``now``) is returned. The
 engine never reads the wall clock: ``now`` is given by the caller (the daemon's clock, or a
 replayed event's time), and the caller wakes the engine at ``next_deadline`` by calling
 ``step(state, None, next_deadline)``.
@@ -58,6 +59,9 @@ def step(
         if trigger is None:
             raise TypeError(f"the rules engine does not take {type(input).__name__}")
         TRANSITIONS[trigger].handler(draft, input, now)
+        # The input may have made deadlines due (a good clock again, a changed window, a
+        # zero-minute threshold): they fire now, still stamped with their own time.
+        _fire_due(draft, now)
     pending = collect_deadlines(draft)
     next_deadline = min(pending).at if pending else None
     return draft.freeze(), draft.outputs, next_deadline
