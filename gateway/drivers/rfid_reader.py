@@ -57,6 +57,7 @@ class RfidReaderDriver:
         self._thread: threading.Thread | None = None
         self._port: serial.SerialBase | None = None
         self._faulted: str | None = None
+        self._opened = threading.Event()
         self._last_tag: str | None = None
         self._last_tag_mono = 0.0
         self.last_frame: datetime | None = None
@@ -79,7 +80,7 @@ class RfidReaderDriver:
         return DeviceStatus(
             name=self.name,
             kind="rfid-em4100",
-            state="fault" if self._faulted else "ok",
+            state="fault" if self._faulted else ("ok" if self._opened.is_set() else "absent"),
             detail=self._faulted or f"{self.path} @ {self.baudrate} baud",
             last_frame=self.last_frame,
         )
@@ -96,6 +97,7 @@ class RfidReaderDriver:
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
+            self._opened.set()
             if self._faulted is not None:
                 self._faulted = None
                 self.sink(DeviceRecovered(device="rfid", at=self.clock.now()))
@@ -112,6 +114,7 @@ class RfidReaderDriver:
         self.parser.reset()
 
     def _close(self) -> None:
+        self._opened.clear()
         port, self._port = self._port, None
         if port is not None:
             try:

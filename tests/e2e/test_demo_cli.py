@@ -1,0 +1,64 @@
+"""`homecall demo` plays the bundled scenario through real processes (Mosquitto, central,
+simulator, gateway) and writes central's view as SPEC §7 describes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bundled_scenario_report(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "homecall.cli", "demo",
+         "--scenario", str(ROOT / "scenarios" / "on-time-and-late.json"),
+         "--speed", "600", "--report-json", str(report_path), "--no-serve",
+         "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    visits = {v["id"]: v for v in report["visits"]}
+
+    breakfast = visits["v-breakfast"]
+    assert breakfast["status"] == "completed"
+    assert breakfast["punctuality"] == "on_time"
+    assert [a["carer"] for a in breakfast["attendances"]] == ["c-2"]
+    assert breakfast["attendances"][0]["arrived"].startswith("2026-03-02T07:34")
+    assert breakfast["attendances"][0]["departed"].startswith("2026-03-02T08:05")
+
+    late = visits["v-1"]
+    assert late["status"] == "completed"
+    assert late["punctuality"] == "late"
+    # The tap is at 12:01 against a window closing 11:00; the scaled clock (600x) may stamp
+    # it a few simulated seconds later, never a whole extra minute on a healthy machine.
+    assert late["minutes_outside_window"] in (61, 62)
+
+    alerts = [(a["type"], a["severity"], a["visit"], a["status"]) for a in report["alerts"]]
+    assert ("visit_late", "high", "v-1", "open") in alerts
+    assert ("visit_missed", "critical", "v-1", "superseded") in alerts
+    assert ("call_outside_tolerance", "high", "v-1", "open") in alerts
+    late_alert = next(a for a in report["alerts"] if a["type"] == "visit_late")
+    assert late_alert["raised_at"] == "2026-03-02T11:00:00Z"
+    assert not any(a["visit"] == "v-breakfast" for a in report["alerts"])
+    assert report["events_lost"] == 0
+    assert report["events_duplicated"] == 0
+    assert "Central is running" not in result.stdout  # --no-serve stops everything
+
+
+def test_demo_names_an_unknown_action(tmp_path: Path) -> None:
+    scenario = json.loads((ROOT / "scenarios" / "on-time-and-late.json").read_text())
+    scenario["timeline"].append({"at": "09:00", "do": "teleport"})
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(scenario))
+    result = subprocess.run(
+        [sys.executable, "-m", "homecall.cli", "demo", "--scenario", str(path), "--no-serve"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown action 'teleport'" in result.stderr
+    assert "timeline.4" in result.stderr
