@@ -400,10 +400,12 @@ class GatewayDaemon:
         )
         self.outbox.publish_status(status)
         if self.config.device_state_file is not None:
-            with contextlib.suppress(Exception):
-                from gateway.devices_cli import write_device_states
+            from gateway.devices_cli import write_device_states
 
-                write_device_states(self.config.device_state_file, devices)
+            try:
+                write_device_states(self.config.device_state_file, self.drivers)
+            except OSError as err:
+                log.warning("cannot write device state file: %s", err)
 
 
 def _feedback_for(outputs: list[RuleOutput]) -> str:

@@ -27,6 +27,7 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
 BENCHES: dict[str, tuple[str, str]] = {
     "latency": ("homecall.benchmarks.latency", "EM4100 frame on a pty -> broker: latency, loss"),
     "rules": ("gateway.rules.bench", "rules engine throughput on a week's plan"),
+    "hardware": ("gateway.drivers.bench_hardware", "NFC read and hub event latency"),
 }
 
 
