@@ -22,6 +22,7 @@ from gateway.rules.transitions import (
     TRANSITIONS,
     Draft,
     collect_deadlines,
+    earliest_deadline,
     reconcile_visits,
 )
 from homecall.plan import GatewayPlan
@@ -62,15 +63,14 @@ def step(
         # The input may have made deadlines due (a good clock again, a changed window, a
         # zero-minute threshold): they fire now, still stamped with their own time.
         _fire_due(draft, now)
-    pending = collect_deadlines(draft)
-    next_deadline = min(pending).at if pending else None
-    return draft.freeze(), draft.outputs, next_deadline
+    upcoming = earliest_deadline(draft)
+    return draft.freeze(), draft.outputs, None if upcoming is None else upcoming.at
 
 
 def _fire_due(draft: Draft, now: datetime) -> None:
     """Fire every deadline <= now, earliest first. Each handler consumes its deadline."""
     while True:
-        due = sorted(d for d in collect_deadlines(draft) if d.at <= now)
+        due = sorted(collect_deadlines(draft, until=now))
         if not due:
             return
         for deadline in due:
@@ -79,5 +79,5 @@ def _fire_due(draft: Draft, now: datetime) -> None:
 
 def next_deadline(state: HouseholdState) -> datetime | None:
     """The earliest pending deadline of ``state`` (which may already be past)."""
-    pending = collect_deadlines(Draft.from_state(state))
-    return min(pending).at if pending else None
+    upcoming = earliest_deadline(Draft.from_state(state))
+    return None if upcoming is None else upcoming.at

@@ -180,16 +180,22 @@ class DoorCheck:
 
 @dataclass(frozen=True, slots=True)
 class PlanIndex:
-    """Per-plan cache: each visit's windows and merged policy, in plan order."""
+    """Per-plan cache: each visit's windows and merged policy, in plan order; the visit ids
+    sorted by their late deadline (so deadline scans stop early); the plan's JSON form."""
 
     times: dict[str, VisitTimes]
     policy: Policy
+    by_late: tuple[str, ...]
+    plan_json: str | None  # canonical JSON (sorted keys, compact) of the plan
 
     @classmethod
     def build(cls, plan: GatewayPlan | None) -> PlanIndex:
         if plan is None:
-            return cls(times={}, policy=Policy.model_validate({}))
-        return cls(times={v.id: visit_times(plan, v) for v in plan.visits}, policy=plan.policy)
+            return cls(times={}, policy=Policy.model_validate({}), by_late=(), plan_json=None)
+        times = {v.id: visit_times(plan, v) for v in plan.visits}
+        by_late = tuple(sorted(times, key=lambda vid: (times[vid].late_at, vid)))
+        return cls(times=times, policy=plan.policy, by_late=by_late,
+                   plan_json=_dumps(plan.model_dump(mode="json")))
 
 
 @dataclass(frozen=True)
@@ -209,13 +215,17 @@ class HouseholdState:
     index: PlanIndex = field(default_factory=lambda: PlanIndex.build(None), compare=False,
                              repr=False)
 
+    def __post_init__(self) -> None:
+        if self.plan is not None and self.index.plan_json is None:
+            object.__setattr__(self, "index", PlanIndex.build(self.plan))
+
     def visit(self, visit_id: str) -> VisitState | None:
         return self.visits.get(visit_id)
 
     def to_json(self) -> str:
+        """Canonical JSON (sorted keys, compact): equal states give identical text."""
         body = {
             "format": STATE_FORMAT,
-            "plan": None if self.plan is None else self.plan.model_dump(mode="json"),
             "clock_ok": self.clock_ok,
             "visits": [v.to_dict() for v in self.visits.values()],
             "contacts": [c.to_dict() for c in self.contacts.values()],
@@ -226,7 +236,12 @@ class HouseholdState:
             "keysafe_checks": [k.to_dict() for k in self.keysafe_checks],
             "door_check": None if self.door_check is None else self.door_check.to_dict(),
         }
-        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+        # The plan is already serialised once per plan (PlanIndex); splice it in at its
+        # sorted-key position rather than re-encoding it on every step.
+        before = _dumps({k: v for k, v in body.items() if k < "plan"})
+        after = _dumps({k: v for k, v in body.items() if k > "plan"})
+        plan = "null" if self.plan is None or self.index.plan_json is None else self.index.plan_json
+        return f'{before[:-1]},"plan":{plan},{after[1:]}'
 
     @classmethod
     def from_json(cls, text: str | bytes) -> HouseholdState:
@@ -249,6 +264,10 @@ class HouseholdState:
             door_check=None if door is None else DoorCheck.from_dict(door),
             index=PlanIndex.build(plan),
         )
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 def _opt_time(value: str | None) -> datetime | None:

@@ -202,24 +202,68 @@ def expected_departure(times: VisitTimes, attendance: Attendance) -> datetime:
     return max(times.planned_end, attendance.arrived_at + timedelta(minutes=times.planned_min))
 
 
-def collect_deadlines(d: Draft) -> list[Deadline]:
-    """Every deadline the state currently has pending (none while the clock is not good)."""
+def collect_deadlines(d: Draft, until: datetime | None = None) -> list[Deadline]:
+    """The pending deadlines at or before ``until`` (all of them if None); none while the
+    clock is not known good."""
     if not d.clock_ok:
         return []
+    found = _attendance_and_household_deadlines(d)
+    found += _plan_deadlines(d, until, shrink=False)
+    if until is not None:
+        found = [dl for dl in found if dl.at <= until]
+    return found
+
+
+def earliest_deadline(d: Draft) -> Deadline | None:
+    """The earliest pending deadline (scans the plan only as far as it has to)."""
+    if not d.clock_ok:
+        return None
+    found = _attendance_and_household_deadlines(d)
+    bound = min(found).at if found else None
+    found += _plan_deadlines(d, bound, shrink=True)
+    return min(found) if found else None
+
+
+def _plan_deadlines(d: Draft, bound: datetime | None, *, shrink: bool) -> list[Deadline]:
+    """visit_late / visit_missed deadlines, scanning visits in late-deadline order and
+    stopping once a visit's late deadline is past ``bound`` (its missed one is later still).
+    With ``shrink`` the bound tightens to the earliest deadline found so far."""
     found: list[Deadline] = []
-    for visit_id, vs in d.visits.items():
-        times = d.index.times.get(visit_id)
-        if times is None or times.cancelled or not vs.in_plan or vs.status == "cancelled":
+    for visit_id in d.index.by_late:
+        times = d.index.times[visit_id]
+        if bound is not None and times.late_at > bound:
+            break
+        vs = d.visits.get(visit_id)
+        if (
+            vs is None
+            or vs.attendances
+            or vs.status != "planned"
+            or times.cancelled
+            or not vs.in_plan
+        ):
             continue
         since = vs.known_since
-        if not vs.attendances and vs.status == "planned":
-            if "visit_late" not in vs.alerts and (since is None or times.late_at >= since):
-                found.append(_deadline(times.late_at, "visit_late", visit_id=visit_id))
-            if "visit_missed" not in vs.alerts and (since is None or times.missed_at >= since):
-                found.append(_deadline(times.missed_at, "visit_missed", visit_id=visit_id))
+        if "visit_late" not in vs.alerts and (since is None or times.late_at >= since):
+            found.append(_deadline(times.late_at, "visit_late", visit_id=visit_id))
+            if shrink and (bound is None or times.late_at < bound):
+                bound = times.late_at
+        if "visit_missed" not in vs.alerts and (since is None or times.missed_at >= since):
+            found.append(_deadline(times.missed_at, "visit_missed", visit_id=visit_id))
+            if shrink and (bound is None or times.missed_at < bound):
+                bound = times.missed_at
+    return found
+
+
+def _attendance_and_household_deadlines(d: Draft) -> list[Deadline]:
+    found: list[Deadline] = []
+    for visit_id, vs in d.visits.items():
+        if not vs.attendances or not vs.in_plan or vs.status == "cancelled":
+            continue
+        times = d.index.times.get(visit_id)
+        if times is None or times.cancelled:
+            continue
         if (
             times.carers_required > 1
-            and vs.attendances
             and "double_up_incomplete" not in vs.alerts
             and len(vs.carers_arrived) < times.carers_required
             and vs.attendances[0].clock_ok

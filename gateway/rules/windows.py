@@ -83,14 +83,8 @@ class VisitTimes:
     cancelled: bool
     carers_required: int
     carers: tuple[str, ...]
-
-    @property
-    def late_at(self) -> datetime:
-        return self.window_end
-
-    @property
-    def missed_at(self) -> datetime:
-        return self.window_end + timedelta(minutes=self.policy.incident_threshold_min)
+    late_at: datetime  # visit_late fires here: the window end
+    missed_at: datetime  # visit_missed fires here: window end + incident threshold
 
     def in_horizon(self, now: datetime) -> bool:
         return self.horizon_start <= now <= self.horizon_end
@@ -149,6 +143,8 @@ def visit_times(plan: GatewayPlan, visit: Visit, policy: Policy | None = None) -
         cancelled=visit.status == "cancelled",
         carers_required=visit.carers_required,
         carers=visit.carers,
+        late_at=we,
+        missed_at=we + timedelta(minutes=pol.incident_threshold_min),
     )
 
 
