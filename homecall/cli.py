@@ -1,8 +1,9 @@
 """The ``homecall`` command line: one entry point for every part of the product.
 
 Each subcommand lives in the module that owns it; that module exposes
-``add_arguments(parser)`` and ``run(args) -> int``. This file only maps names to modules,
-importing a module when its command is used (so ``homecall sim`` never loads FastAPI).
+``add_arguments(parser)`` and ``run(args) -> int``. This file only maps names to modules and
+imports just the module of the command being run (so ``homecall sim`` never loads FastAPI,
+and a problem in one command's module cannot break another command).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
     ("gateway", "run"): ("gateway.daemon", "run the home gateway daemon"),
     ("gateway", "devices"): ("gateway.devices_cli", "list the gateway's devices and their state"),
-    ("gateway", "provision"): ("gateway.provision", "provision this gateway with central"),
     (None, "sim"): ("firmware_sim.cli", "run the device simulator / scenario player"),
     (None, "demo"): ("homecall.demo", "run the whole stack on a scenario"),
 }
@@ -31,21 +31,29 @@ BENCHES: dict[str, tuple[str, str]] = {
 }
 
 
-def _module_available(module_name: str) -> bool:
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:
-        return False
+def _selected(argv: Sequence[str]) -> tuple[str | None, str] | None:
+    """Which (group, command) the words of ``argv`` name, before full parsing."""
+    words = [w for w in argv if not w.startswith("-")]
+    if not words:
+        return None
+    first = words[0]
+    if first == "bench":
+        return ("bench", words[1]) if len(words) > 1 else None
+    if (None, first) in COMMANDS:
+        return (None, first)
+    if len(words) > 1 and (first, words[1]) in COMMANDS:
+        return (first, words[1])
+    return None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The full command tree; only the selected command's module is imported."""
+    selected = _selected(argv)
     parser = argparse.ArgumentParser(prog="homecall", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for (group, name), (module_name, help_text) in COMMANDS.items():
-        if not _module_available(module_name):
-            continue
         if group is None:
             sub = top.add_parser(name, help=help_text, description=help_text)
         else:
@@ -56,20 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
                 )
             sub = groups[group].add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(sub)
+        if selected == (group, name):
+            importlib.import_module(module_name).add_arguments(sub)
     bench = top.add_parser("bench", help="benchmarks (results go to docs/benchmarks.md)")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for name, (module_name, help_text) in BENCHES.items():
-        if not _module_available(module_name):
-            continue
         sub = bench_sub.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(sub)
+        if selected == ("bench", name):
+            importlib.import_module(module_name).add_arguments(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -1,0 +1,1 @@
+"""Benchmarks behind `homecall bench`: each module exposes add_arguments and run."""
