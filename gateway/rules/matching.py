@@ -31,9 +31,10 @@ from homecall.plan import GatewayPlan
 from homecall.tags import TagError
 
 
-def tag_key(tag: str) -> str:
-    """A short, non-reversible key for debouncing (the state never stores a tag UID)."""
-    return hashlib.sha256(tag.strip().upper().encode()).hexdigest()[:20]
+def tag_key(tag: str, salt: str = "") -> str:
+    """A short salted digest for debouncing: the state never stores a tag UID, and keys
+    are kept only for ``debounce_s`` after the last read."""
+    return hashlib.sha256(f"{salt}\x00{tag.strip().upper()}".encode()).hexdigest()[:20]
 
 
 def resolve_carer(plan: GatewayPlan | None, read: TagRead) -> tuple[str | None, bool]:

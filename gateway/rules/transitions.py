@@ -412,7 +412,7 @@ def _door_left_open(d: Draft, dl: Deadline, now: datetime) -> None:
 
 def _tag_read(d: Draft, read: TagRead, now: datetime) -> None:
     debounce = d.index.policy.debounce_s
-    key = tag_key(read.tag)
+    key = tag_key(read.tag, "" if d.plan is None else d.plan.tag_salt)
     if is_repeat(d.tag_seen, key, now, debounce):
         d.tag_seen[key] = now  # sliding: a tag held on the reader stays one tap
         return

@@ -69,3 +69,19 @@ def test_state_survives_json_round_trip_mid_visit() -> None:
     a = step(h.state, None, z("2026-03-02T12:00:00"))
     b = step(restored, None, z("2026-03-02T12:00:00"))
     assert a[1] == b[1] and a[2] == b[2]
+
+
+def test_engine_imports_no_gateway_io() -> None:
+    """Central imports the engine as a backup detector: no serial, MQTT, database, asyncio."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gateway.rules, gateway.rules.bench\n"
+        "bad = [m for m in ('serial', 'paho', 'sqlite3', 'sqlite_utils', 'asyncio',"
+        " 'apscheduler', 'nfc') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == ""
