@@ -81,7 +81,9 @@ class RfidReaderDriver:
             name=self.name,
             kind="rfid-em4100",
             state="fault" if self._faulted else ("ok" if self._opened.is_set() else "absent"),
-            detail=self._faulted or f"{self.path} @ {self.baudrate} baud",
+            detail=self._faulted
+            or f"{self.path} @ {self.baudrate} baud; {self.parser.frames_ok} frames ok, "
+            f"{self.parser.frames_rejected} rejected",
             last_frame=self.last_frame,
         )
 
