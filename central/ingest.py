@@ -5,12 +5,18 @@ workers, and every gateway's retained ``status``. paho's callbacks only enqueue;
 thread takes messages in batches, validates each (a bad payload is logged with its reason
 and kept in ``rejected_messages``, never crashing ingest), stores the batch in one
 transaction, and only then acknowledges the MQTT deliveries (manual PUBACK) and publishes
-each touched gateway's ``ack`` (highest contiguous seq durably stored). Plans are published
-retained on ``gw/{id}/plan``.
+each touched gateway's ``ack`` (highest contiguous seq durably stored, plus the highest seq
+held). Every ``status`` a gateway publishes is answered with an ``ack`` too, so a gateway
+that just started (or replaced a damaged journal) learns where central stands before it
+publishes new seqs. Gap tombstones (:class:`~homecall.wire.EventGap`) on the events topic
+are stored as placeholders. Plans are signed with central's Ed25519 key (when configured)
+and published retained on ``gw/{id}/plan``; on every (re)connect the current plan of every
+gateway is published again, so a broker that lost its retained messages gets them back.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -24,7 +30,7 @@ from paho.mqtt.properties import Properties
 from central.settings import CentralSettings
 from central.store import Store
 from homecall.clock import Clock
-from homecall.plan import GatewayPlan
+from homecall.plan import GatewayPlan, read_key_file, sign_plan
 from homecall.wire import (
     ALL_STATUS_SUBSCRIPTION,
     SHARED_EVENTS_SUBSCRIPTION,
@@ -32,6 +38,7 @@ from homecall.wire import (
     Channel,
     CommandMessage,
     EventEnvelope,
+    EventGap,
     StatusMessage,
     WireError,
     parse_topic,
@@ -39,6 +46,11 @@ from homecall.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Republish:
+    """Worker job: publish every gateway's current plan again (after a (re)connect)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +68,15 @@ class Ingest:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self._queue: queue.SimpleQueue[_Received | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Received | _Republish | None] = queue.SimpleQueue()
+        key_path = getattr(settings, "signing_key_path", None)
+        self._signing_key = read_key_file(key_path) if key_path else None
         self._worker: threading.Thread | None = None
         self.connected = threading.Event()
         self.stored = 0
         self.duplicates = 0
         self.rejected = 0
+        self.gap_seqs = 0
         self._client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=settings.mqtt_client_id,
@@ -84,6 +99,7 @@ class Ingest:
             log.error("broker refused central: %s", reason_code)
             return
         client.subscribe([(SHARED_EVENTS_SUBSCRIPTION, 1), (ALL_STATUS_SUBSCRIPTION, 1)])
+        self._queue.put(_Republish())
         self.connected.set()
         log.info("central connected to broker")
 
@@ -116,8 +132,21 @@ class Ingest:
 
     # -- publishing (called from API handlers and the worker) ------------------------------
     def publish_plan(self, plan: GatewayPlan) -> None:
+        if self._signing_key is not None:
+            plan = sign_plan(plan, self._signing_key)
         self._client.publish(topic(plan.gateway_id, Channel.PLAN), plan.to_bytes(), qos=1,
                              retain=True)
+
+    def _republish_plans(self) -> None:
+        for gateway_id in self.store.gateway_ids():
+            current = self.store.current_plan(gateway_id)
+            if current is not None:
+                self.publish_plan(current[1])
+
+    def _publish_ack(self, gateway_id: str, seq: int | None = None) -> None:
+        contiguous, highest = self.store.position(gateway_id)
+        ack = AckMessage(seq=contiguous if seq is None else seq, max_seq=highest)
+        self._client.publish(topic(gateway_id, Channel.ACK), ack.to_bytes(), qos=1)
 
     def publish_command(self, gateway_id: str, command: CommandMessage) -> None:
         self._client.publish(topic(gateway_id, Channel.CMD), command.to_bytes(), qos=1)
@@ -128,6 +157,12 @@ class Ingest:
             item = self._queue.get()
             if item is None:
                 return
+            if isinstance(item, _Republish):
+                try:
+                    self._republish_plans()
+                except Exception:
+                    log.exception("republishing plans failed")
+                continue
             batch = [item]
             stop = False
             while len(batch) < self.settings.ingest_batch:
@@ -138,10 +173,13 @@ class Ingest:
                 if nxt is None:
                     stop = True
                     break
+                if isinstance(nxt, _Republish):
+                    self._queue.put(nxt)
+                    break
                 batch.append(nxt)
             try:
                 self._handle(batch)
-            except Exception:  # noqa: BLE001 - ingest must survive anything one batch does
+            except Exception:
                 log.exception("ingest batch of %d failed; deliveries left unacked", len(batch))
             if stop:
                 return
@@ -149,6 +187,7 @@ class Ingest:
     def _handle(self, batch: list[_Received]) -> None:
         now = self.clock.now()
         events: list[tuple[str, EventEnvelope]] = []
+        gaps: list[EventGap] = []
         for received in batch:
             try:
                 gateway_id, channel = parse_topic(received.topic)
@@ -157,10 +196,18 @@ class Ingest:
                     continue
                 if channel is not Channel.EVENTS:
                     raise WireError(f"central does not consume {channel.value!r}")
+                if _is_gap(received.payload):
+                    gap = EventGap.from_bytes(received.payload)
+                    if gap.gateway_id != gateway_id:
+                        raise WireError(f"gap names gateway {gap.gateway_id!r} but came on "
+                                        f"{gateway_id!r}'s topic")
+                    gaps.append(gap)
+                    continue
                 event = EventEnvelope.from_bytes(received.payload)
                 if event.gateway_id != gateway_id:
                     raise WireError(
-                        f"event names gateway {event.gateway_id!r} but came on {gateway_id!r}'s topic"
+                        f"event names gateway {event.gateway_id!r} but came on "
+                        f"{gateway_id!r}'s topic"
                     )
                 if not event.verify_hash():
                     raise WireError(f"event seq {event.seq}: hash does not match its content")
@@ -169,13 +216,18 @@ class Ingest:
                 self.rejected += 1
                 log.warning("rejected message on %s: %s", received.topic, err)
                 self.store.reject(received.topic, str(err), received.payload, now)
+        touched: dict[str, int] = {}
+        if gaps:
+            result = self.store.store_gaps(gaps, now)
+            self.gap_seqs += result.stored
+            touched.update(result.acks)
         if events:
             result = self.store.store_events(events, now)
             self.stored += result.stored
             self.duplicates += result.duplicates
-            for gateway_id, seq in result.acks.items():
-                self._client.publish(topic(gateway_id, Channel.ACK), AckMessage(seq=seq).to_bytes(),
-                                     qos=1)
+            touched.update(result.acks)
+        for gateway_id, seq in touched.items():
+            self._publish_ack(gateway_id, seq)
         # Only now, with everything durably stored (or kept aside), release the deliveries.
         for received in batch:
             if received.qos > 0:
@@ -186,5 +238,19 @@ class Ingest:
             return  # retained status cleared
         status = StatusMessage.from_bytes(payload)
         if status.gateway_id != gateway_id:
-            raise WireError(f"status names {status.gateway_id!r} but came on {gateway_id!r}'s topic")
-        self.store.record_status(gateway_id, status.model_dump_json(), status.state, self.clock.now())
+            raise WireError(f"status names {status.gateway_id!r} but came on "
+                            f"{gateway_id!r}'s topic")
+        self.store.record_status(gateway_id, status.model_dump_json(), status.state,
+                                 self.clock.now())
+        if status.state == "online":
+            self._publish_ack(gateway_id)  # tells a (re)started gateway where central stands
+
+
+def _is_gap(payload: bytes) -> bool:
+    if b'"gap"' not in payload:
+        return False
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "gap" in body

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-user")
     parser.add_argument("--mqtt-password-file", type=Path)
     parser.add_argument("--mqtt-client-id")
+    parser.add_argument("--signing-key", type=Path,
+                        help="central's Ed25519 private key (raw or hex): signs gateway plans")
     parser.add_argument("--clock", default=os.environ.get("HOMECALL_CLOCK"),
                         help="'system' or 'scaled:START:SPEED:ANCHOR'")
 
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         "mqtt_user": args.mqtt_user,
         "mqtt_client_id": args.mqtt_client_id,
         "clock": args.clock,
+        "signing_key_path": args.signing_key,
     }
     if args.mqtt_password_file:
         overrides["mqtt_password"] = args.mqtt_password_file.read_text().strip()

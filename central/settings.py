@@ -20,3 +20,4 @@ class CentralSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     ingest_batch: int = 500
+    signing_key_path: Path | None = None  # raw/hex Ed25519 private key: signs gateway plans

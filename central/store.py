@@ -29,7 +29,10 @@ import sqlite_utils
 from central import CentralError
 from homecall.clock import format_utc
 from homecall.plan import GatewayPlan, PlanDocument
-from homecall.wire import GENESIS_HASH, EventEnvelope, EventType, is_alert
+from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
+
+#: Rows central writes for seqs it will never receive (see :meth:`Store.store_gaps`).
+_PLACEHOLDER_TYPES = frozenset({"dropped", "lost"})
 
 
 class StoreError(CentralError):
@@ -192,7 +195,8 @@ class Store:
                 (document.gateway, version, document.model_dump_json(), plan.model_dump_json(),
                  format_utc(now), who),
             )
-            conn.execute("UPDATE gateways SET plan_version=? WHERE id=?", (version, document.gateway))
+            conn.execute("UPDATE gateways SET plan_version=? WHERE id=?",
+                         (version, document.gateway))
             self._audit(conn, now, who, "plan.upload", f"gateway:{document.gateway}",
                         {"version": version, "visits": len(document.visits)})
         return plan
@@ -237,9 +241,14 @@ class Store:
                 gateway_id = event.gateway_id
                 self._ensure_gateway(conn, gateway_id)
                 existing = conn.execute(
-                    "SELECT hash FROM events WHERE gateway_id=? AND seq=?",
+                    "SELECT hash, type FROM events WHERE gateway_id=? AND seq=?",
                     (gateway_id, event.seq),
                 ).fetchone()
+                if existing is not None and existing["type"] in _PLACEHOLDER_TYPES:
+                    # A tombstoned seq whose real event was already in flight: keep the event.
+                    conn.execute("DELETE FROM events WHERE gateway_id=? AND seq=?",
+                                 (gateway_id, event.seq))
+                    existing = None
                 if existing is not None:
                     if existing["hash"] == event.hash:
                         duplicates += 1
@@ -256,8 +265,10 @@ class Store:
                 ).fetchone()
                 if event.seq == 1:
                     chain_ok: int | None = int(event.prev_hash == GENESIS_HASH)
-                elif prev is not None:
+                elif prev is not None and prev["hash"]:
                     chain_ok = int(prev["hash"] == event.prev_hash)
+                elif prev is not None:
+                    chain_ok = 0  # follows a lost gap: the chain restarts here
                 else:
                     chain_ok = None  # predecessor not here yet (or compacted): checked later
                 if chain_ok == 0:
@@ -287,6 +298,89 @@ class Store:
                 touched.add(gateway_id)
             acks = {gw: self._advance_contiguous(conn, gw) for gw in touched}
         return StoreResult(stored, duplicates, conflicts, acks)
+
+    def store_gaps(self, gaps: list[EventGap], now: datetime) -> StoreResult:
+        """Record gap tombstones: one placeholder row (type ``dropped`` or ``lost``) per seq
+        central does not already hold, so the contiguous seq (and the ack) can move past it.
+
+        A ``dropped`` gap carries the hashes at both ends and keeps the chain verifiable; a
+        ``lost`` one does not, and the first real event after it shows as a chain break.
+        """
+        stored = duplicates = 0
+        touched: set[str] = set()
+        received_at = format_utc(now)
+        with self.transaction() as conn:
+            for gap in gaps:
+                gateway_id = gap.gateway_id
+                self._ensure_gateway(conn, gateway_id)
+                touched.add(gateway_id)
+                held = {
+                    int(r["seq"]) for r in conn.execute(
+                        "SELECT seq FROM events WHERE gateway_id=? AND seq BETWEEN ? AND ?",
+                        (gateway_id, gap.first_seq, gap.last_seq),
+                    )
+                }
+                payload = gap.to_bytes().decode()
+                data = json.dumps({"gap": gap.gap, "first_seq": gap.first_seq,
+                                   "last_seq": gap.last_seq, "types": gap.types,
+                                   "reason": gap.reason})
+                for seq in range(gap.first_seq, gap.last_seq + 1):
+                    if seq in held:
+                        duplicates += 1
+                        continue
+                    prev_hash = (gap.prev_hash or "") if seq == gap.first_seq else ""
+                    own_hash = (gap.hash or "") if seq == gap.last_seq else ""
+                    chain_ok: int | None = 1
+                    if seq == gap.first_seq:
+                        chain_ok = None
+                        if gap.prev_hash is not None:
+                            prev = conn.execute(
+                                "SELECT hash FROM events WHERE gateway_id=? AND seq=?",
+                                (gateway_id, seq - 1),
+                            ).fetchone()
+                            if seq == 1:
+                                chain_ok = int(gap.prev_hash == GENESIS_HASH)
+                            elif prev is not None and prev["hash"]:
+                                chain_ok = int(prev["hash"] == gap.prev_hash)
+                    if gap.gap == "lost":
+                        chain_ok = None
+                    conn.execute(
+                        "INSERT INTO events(gateway_id, seq, id, type, time, severity, visit_id, "
+                        "service_user_id, carer_id, clock_ok, data, hash, prev_hash, chain_ok, "
+                        "payload, received_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (gateway_id, seq, f"{gap.gap}:{gateway_id}:{seq}", gap.gap,
+                         received_at, None, None, None, None, 0, data, own_hash, prev_hash,
+                         chain_ok, payload, received_at),
+                    )
+                    stored += 1
+                if gap.hash is not None:
+                    conn.execute(
+                        "UPDATE events SET chain_ok=(prev_hash=?) "
+                        "WHERE gateway_id=? AND seq=? AND chain_ok IS NULL",
+                        (gap.hash, gateway_id, gap.last_seq + 1),
+                    )
+                elif gap.gap == "lost":
+                    row = conn.execute(
+                        "SELECT chain_ok FROM events WHERE gateway_id=? AND seq=?",
+                        (gateway_id, gap.last_seq + 1),
+                    ).fetchone()
+                    if row is not None and row["chain_ok"] is None:
+                        conn.execute(
+                            "UPDATE events SET chain_ok=0 WHERE gateway_id=? AND seq=?",
+                            (gateway_id, gap.last_seq + 1),
+                        )
+                        conn.execute("UPDATE gateways SET chain_breaks=chain_breaks+1 "
+                                     "WHERE id=?", (gateway_id,))
+            acks = {gw: self._advance_contiguous(conn, gw) for gw in touched}
+        return StoreResult(stored, duplicates, 0, acks)
+
+    def position(self, gateway_id: str) -> tuple[int, int]:
+        """(highest contiguous seq, highest seq) central holds for ``gateway_id``."""
+        rows = self.query("SELECT contiguous_seq, max_seq FROM gateways WHERE id=?",
+                          (gateway_id,))
+        if not rows:
+            return 0, 0
+        return int(rows[0]["contiguous_seq"]), int(rows[0]["max_seq"])
 
     def _advance_contiguous(self, conn: sqlite3.Connection, gateway_id: str) -> int:
         row = conn.execute(
@@ -357,9 +451,22 @@ class Store:
             if supersedes and event.visit_id and cursor.lastrowid:
                 conn.execute(
                     "UPDATE alerts SET status='superseded', superseded_by=? WHERE gateway_id=? "
-                    "AND visit_id=? AND type=? AND status != 'superseded'",
-                    (cursor.lastrowid, event.gateway_id, event.visit_id, supersedes),
+                    "AND visit_id=? AND type=? AND status != 'superseded' AND event_seq < ?",
+                    (cursor.lastrowid, event.gateway_id, event.visit_id, supersedes, event.seq),
                 )
+            if event.visit_id and cursor.rowcount:
+                # Alerts may arrive newest first (after an outage): a later alert that already
+                # arrived and supersedes this type wins regardless of arrival order.
+                later = conn.execute(
+                    "SELECT id FROM alerts WHERE gateway_id=? AND visit_id=? AND event_seq > ? "
+                    "AND json_extract(data, '$.supersedes')=? ORDER BY event_seq LIMIT 1",
+                    (event.gateway_id, event.visit_id, event.seq, event.type.value),
+                ).fetchone()
+                if later is not None:
+                    conn.execute(
+                        "UPDATE alerts SET status='superseded', superseded_by=? WHERE id=?",
+                        (later["id"], cursor.lastrowid),
+                    )
 
     def reject(self, topic: str, reason: str, payload: bytes, now: datetime) -> None:
         with self.transaction() as conn:

@@ -11,7 +11,6 @@ from central.store import Store
 from homecall.plan import Visit
 
 
-
 def visit_status(visit: Visit, attendances: list[dict[str, Any]], alert_types: set[str]) -> str:
     if visit.status == "cancelled":
         return "cancelled"
@@ -58,7 +57,8 @@ def list_visits(store: Store, gateway_id: str | None = None) -> list[dict[str, A
                     "duration_min": visit.duration_min,
                     "window": [t.isoformat() for t in visit.window] if visit.window else None,
                     "carers_required": visit.carers_required,
-                    "status": visit_status(visit, attendances, alerts_by_visit.get(visit.id, set())),
+                    "status": visit_status(visit, attendances,
+                                           alerts_by_visit.get(visit.id, set())),
                     "punctuality": first["punctuality"] if first else None,
                     "minutes_outside_window": first["minutes_outside_window"] if first else None,
                     "attendances": [
@@ -105,9 +105,13 @@ def list_gateways(store: Store) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         status = json.loads(row["status"]) if row["status"] else None
-        stored = store.query(
-            "SELECT COUNT(*) AS n FROM events WHERE gateway_id=?", (row["id"],)
-        )[0]["n"]
+        counts = {
+            r["kind"]: r["n"] for r in store.query(
+                "SELECT CASE WHEN type IN ('dropped', 'lost') THEN type ELSE 'event' END AS kind,"
+                " COUNT(*) AS n FROM events WHERE gateway_id=? GROUP BY kind", (row["id"],)
+            )
+        }
+        stored = sum(counts.values())
         out.append(
             {
                 "id": row["id"],
@@ -117,6 +121,10 @@ def list_gateways(store: Store) -> list[dict[str, Any]]:
                 "contiguous_seq": row["contiguous_seq"],
                 "max_seq": row["max_seq"],
                 "events_stored": stored,
+                # seqs the gateway shed within its disk budget (tombstoned, not lost) and
+                # seqs a damaged/replaced journal could not deliver (lost, and counted so)
+                "events_dropped": counts.get("dropped", 0),
+                "events_gone": counts.get("lost", 0),
                 "chain_breaks": row["chain_breaks"],
                 "status": status,
             }
@@ -128,12 +136,14 @@ def delivery_counts(store: Store) -> tuple[int, int]:
     """(events lost, events duplicated) as central can tell them.
 
     Lost: seq numbers missing below the highest seq a gateway reported (in its events or its
-    last heartbeat). Duplicated: the same event id stored under more than one seq.
+    last heartbeat), plus seqs a gateway declared lost with its damaged journal. Seqs the
+    gateway shed within its disk budget (``dropped`` tombstones) are accounted for, not lost.
+    Duplicated: the same event id stored under more than one seq.
     """
     lost = 0
     for gw in list_gateways(store):
         reported = max(gw["max_seq"], (gw["status"] or {}).get("last_seq") or 0)
-        lost += reported - gw["events_stored"]
+        lost += max(0, reported - gw["events_stored"]) + gw["events_gone"]
     duplicated = store.query(
         "SELECT COALESCE(SUM(n - 1), 0) AS d FROM "
         "(SELECT COUNT(*) AS n FROM events GROUP BY gateway_id, id HAVING COUNT(*) > 1)"

@@ -25,10 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from gateway import GatewayError
-from gateway.delivery.journal import Journal, NewEvent
-from gateway.delivery.outbox import BrokerSettings, Incoming, Outbox, OutboxMessage
+from gateway.delivery.journal import Journal, JournalError, NewEvent
+from gateway.delivery.outbox import (
+    BrokerSettings,
+    Connected,
+    Incoming,
+    Outbox,
+    OutboxMessage,
+    PositionKnown,
+)
 from gateway.rules import HouseholdState, initial_state, step
-from gateway.rules.inputs import ClockStatus, EngineInput, PlanUpdate
+from gateway.rules.inputs import EngineInput, PlanUpdate
 from gateway.rules.outputs import RuleOutput
 from homecall.clock import Clock, SystemClock, clock_from_spec
 from homecall.observations import (
@@ -41,7 +48,7 @@ from homecall.observations import (
     TagRead,
     TamperChange,
 )
-from homecall.plan import GatewayPlan, PlanDocument, PlanError
+from homecall.plan import GatewayPlan, PlanDocument, PlanError, read_key_file, verify_plan
 from homecall.wire import (
     ALERT_SEVERITY,
     Channel,
@@ -72,6 +79,9 @@ class GatewayConfig:
     journal_sync: str = "FULL"
     device_state_file: Path | None = None
     token_public_key: bytes | None = None
+    plan_public_key: bytes | None = None  # central's key; plans from central must verify
+    journal_budget_bytes: int | None = None  # shed low-value telemetry above this
+    journal_max_bytes: int | None = None  # hard cap (SQLite max_page_count): "disk full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +138,11 @@ class GatewayDaemon:
         self.clock_ok = detect_clock_ok(clock, config.clock_ok)
         self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.journal = Journal(
-            config.journal_path, self.gateway_id, self.boot_id, synchronous=config.journal_sync
+            config.journal_path, self.gateway_id, self.boot_id, synchronous=config.journal_sync,
+            budget_bytes=config.journal_budget_bytes, max_bytes=config.journal_max_bytes,
+            clock=clock,
         )
+        self._held: list[NewEvent] = []  # events the journal could not take (disk full)
         self.outbox = Outbox(self.gateway_id, self.journal, config.broker, self.post)
         self.drivers: list[Any] = []
         self.hub: Any = None
@@ -193,10 +206,17 @@ class GatewayDaemon:
             id="heartbeat",
         )
         self._scheduler.start()
-        self._record(
-            [NewEvent(EventType.GATEWAY_STARTED, self.clock.now(), self.clock.monotonic(),
-                      data={"boot_id": self.boot_id, "clock_ok": self.clock_ok})]
-        )
+        started = [NewEvent(EventType.GATEWAY_STARTED, self.clock.now(), self.clock.monotonic(),
+                            data={"boot_id": self.boot_id, "clock_ok": self.clock_ok})]
+        damage = self.journal.damage
+        if damage is not None:
+            started.append(NewEvent(
+                EventType.JOURNAL_DAMAGED, self.clock.now(), self.clock.monotonic(),
+                severity=None,
+                data={"reason": damage.reason, "kept_as": damage.kept_as,
+                      "salvaged_last_seq": damage.salvaged_last_seq},
+            ))
+        self._record(started)
         # Fire anything that fell due while we were down, then arm the next deadline.
         self._engine(None, self.clock.now())
         for driver in self.drivers:
@@ -229,6 +249,8 @@ class GatewayDaemon:
             try:
                 item = self.inbox.get(timeout=1.0)
             except queue.Empty:
+                if self._held:
+                    self._journal_append([])
                 self.outbox.pump()
                 continue
             batch = [item]
@@ -263,21 +285,54 @@ class GatewayDaemon:
                 pending.extend(self._to_new_events(outputs))
             elif isinstance(item, _Heartbeat):
                 self._heartbeat()
-            elif isinstance(item, OutboxMessage.__args__):  # type: ignore[attr-defined]
+            elif isinstance(item, OutboxMessage.__args__):
                 incoming = self.outbox.handle(item)
                 if isinstance(incoming, Incoming):
                     pending.extend(self._on_incoming(incoming))
                     state_changed = True
+                elif isinstance(incoming, PositionKnown):
+                    pending.extend(self._on_position(incoming))
+                if isinstance(item, Connected):
+                    self._heartbeat()  # central answers with an ack: where it stands
             else:
                 log.error("core: ignored unknown message %r", item)
-        if pending or state_changed:
+        journalled = True
+        if pending or state_changed or self._held:
             state = {"engine": self.state.to_json()} if state_changed else None
-            self.journal.append(pending, clock_ok=self.clock_ok, state=state)
+            journalled = self._journal_append(pending, state)
         self.outbox.pump()
         if self.hub is not None:
             for outcome in feedback:
                 if outcome:
-                    self.hub.feedback(outcome)
+                    # A tap that could not be journalled must not look recorded to the carer.
+                    self.hub.feedback(outcome if journalled else "fault")
+
+    def _journal_append(self, events: list[NewEvent], state: dict[str, str] | None = None,
+                        ) -> bool:
+        """Journal ``events`` after any held back earlier. On a full disk the events are held
+        in memory and retried (every second and with every batch); nothing is thrown away."""
+        events = [*self._held, *events]
+        try:
+            self.journal.append(events, clock_ok=self.clock_ok, state=state)
+        except JournalError as err:
+            if len(self._held) != len(events):
+                log.critical("journal write failed, %d event(s) held in memory: %s",
+                             len(events), err)
+            self._held = events
+            return False
+        if self._held:
+            log.warning("journal writable again: %d held event(s) journalled", len(self._held))
+        self._held = []
+        return True
+
+    def _on_position(self, known: PositionKnown) -> list[NewEvent]:
+        if not known.lost or self.journal.damage is not None:
+            return []
+        return [NewEvent(
+            EventType.JOURNAL_DAMAGED, self.clock.now(), self.clock.monotonic(),
+            data={"reason": "journal behind central (replaced or lost its tail)",
+                  "lost": [list(r) for r in known.lost], "renumbered_by": known.shifted_by},
+        )]
 
     def _engine(self, item: EngineInput | None, now: datetime) -> list[RuleOutput]:
         self.state, outputs, deadline = step(self.state, item, now)
@@ -306,7 +361,7 @@ class GatewayDaemon:
         )
 
     def _record(self, events: list[NewEvent]) -> None:
-        self.journal.append(events, clock_ok=self.clock_ok)
+        self._journal_append(events)
         self.outbox.pump()
 
     def _to_new_events(self, outputs: list[RuleOutput]) -> list[NewEvent]:
@@ -329,8 +384,8 @@ class GatewayDaemon:
         mono = self.clock.monotonic()
         if isinstance(item, ContactChange):
             kind = EventType.DOOR if item.kind == "door" else EventType.KEYSAFE
-            return [NewEvent(kind, item.at, mono, data={"sensor": item.sensor,
-                                                        "state": "open" if item.open else "closed"})]
+            state = "open" if item.open else "closed"
+            return [NewEvent(kind, item.at, mono, data={"sensor": item.sensor, "state": state})]
         if isinstance(item, ButtonPress):
             return [NewEvent(EventType.BUTTON, item.at, mono, data={"name": item.name})]
         if isinstance(item, TamperChange):
@@ -369,6 +424,8 @@ class GatewayDaemon:
         mono = self.clock.monotonic()
         try:
             plan = _parse_plan(payload, self.gateway_id)
+            if source == "central" and self.config.plan_public_key is not None:
+                verify_plan(plan, self.config.plan_public_key)
         except PlanError as err:
             log.error("rejected plan from %s: %s", source, err)
             return [NewEvent(EventType.PLAN_REJECTED, now, mono, data={"reason": str(err),
@@ -377,7 +434,7 @@ class GatewayDaemon:
             return []
         self.plan = plan
         outputs = self._engine(PlanUpdate(plan), now)
-        self.journal.append([], clock_ok=self.clock_ok, state={"plan": plan.model_dump_json()})
+        self._journal_append([], state={"plan": plan.model_dump_json()})
         log.info("plan version %d in force (%d visits) from %s", plan.version, len(plan.visits),
                  source)
         return [NewEvent(EventType.PLAN_APPLIED, now, mono,
@@ -449,6 +506,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal-sync", choices=["FULL", "NORMAL", "EXTRA"], default="FULL")
     parser.add_argument("--device-state-file", type=Path)
     parser.add_argument("--token-public-key", type=Path, help="central's carer-token public key")
+    parser.add_argument("--plan-public-key", type=Path,
+                        help="central's Ed25519 public key (raw or hex) that plans must be signed "
+                             "with (default: --token-public-key; unset: plans are not checked)")
+    parser.add_argument("--journal-budget", type=int, metavar="BYTES",
+                        help="shed low-value telemetry when the journal holds more than this")
+    parser.add_argument("--journal-max-bytes", type=int, metavar="BYTES",
+                        help="hard journal size cap (SQLite max_page_count), as a full disk")
+    parser.add_argument("--reconnect-max", type=float, default=60.0, metavar="S",
+                        help="cap of the jittered exponential reconnect back-off (seconds)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -461,6 +527,8 @@ def run(args: argparse.Namespace) -> int:
             port=args.mqtt_port,
             username=args.mqtt_user or (args.id if password else None),
             password=password,
+            reconnect_base_s=min(1.0, args.reconnect_max),
+            reconnect_max_s=args.reconnect_max,
         ),
         rfid_path=args.rfid,
         hub_path=args.hub,
@@ -471,7 +539,15 @@ def run(args: argparse.Namespace) -> int:
         journal_sync=args.journal_sync,
         device_state_file=args.device_state_file,
         token_public_key=args.token_public_key.read_bytes() if args.token_public_key else None,
+        journal_budget_bytes=args.journal_budget,
+        journal_max_bytes=args.journal_max_bytes,
     )
+    plan_key = args.plan_public_key or args.token_public_key
+    try:
+        config.plan_public_key = read_key_file(plan_key) if plan_key else None
+    except (PlanError, OSError) as err:
+        log.error("plan public key: %s", err)
+        return 2
     try:
         daemon = GatewayDaemon(config, clock_from_spec(args.clock))
     except (GatewayError, WireError) as err:

@@ -15,6 +15,7 @@ converting them to UTC, including on DST change days, is the rules engine's job.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -242,7 +243,9 @@ def _check_consistency(
             raise ValueError(f"visit id {visit.id!r} appears twice")
         seen.add(visit.id)
         if visit.service_user not in service_users:
-            raise ValueError(f"visit {visit.id!r} names unknown service user {visit.service_user!r}")
+            raise ValueError(
+                f"visit {visit.id!r} names unknown service user {visit.service_user!r}"
+            )
         for carer in visit.carers:
             if carer not in carer_ids:
                 raise ValueError(f"visit {visit.id!r} assigns unknown carer {carer!r}")
@@ -252,3 +255,65 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '<plan>'}: {e['msg']}" for e in err.errors()
     )
+
+
+# -- signatures (central signs, the gateway verifies with central's Ed25519 public key) ------
+PLAN_SIGNATURE_CONTEXT = b"homecall/gateway-plan/v1\x00"
+
+
+def plan_signing_bytes(plan: GatewayPlan) -> bytes:
+    """What a plan signature covers: a context string and the plan's canonical JSON
+    (sorted keys, no whitespace) without the ``signature`` field."""
+    import json
+
+    body = plan.model_dump(mode="json", exclude={"signature"})
+    return PLAN_SIGNATURE_CONTEXT + json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def sign_plan(plan: GatewayPlan, private_key: bytes) -> GatewayPlan:
+    """``plan`` with ``signature`` set (hex Ed25519 over :func:`plan_signing_bytes`)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        key = Ed25519PrivateKey.from_private_bytes(private_key)
+    except ValueError as err:
+        raise PlanError(f"plan signing key is not a raw 32-byte Ed25519 key: {err}") from err
+    signature = key.sign(plan_signing_bytes(plan))
+    return plan.model_copy(update={"signature": signature.hex()})
+
+
+def verify_plan(plan: GatewayPlan, public_key: bytes) -> None:
+    """Raise :class:`PlanError` unless ``plan`` carries a valid signature by ``public_key``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if not plan.signature:
+        raise PlanError("plan is not signed")
+    try:
+        signature = bytes.fromhex(plan.signature)
+    except ValueError as err:
+        raise PlanError("plan signature is not hex") from err
+    try:
+        key = Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError as err:
+        raise PlanError(f"plan public key is not a raw 32-byte Ed25519 key: {err}") from err
+    try:
+        key.verify(signature, plan_signing_bytes(plan))
+    except InvalidSignature as err:
+        raise PlanError("plan signature does not verify against central's key") from err
+
+
+def read_key_file(path: str | Path, length: int = 32) -> bytes:
+    """A raw Ed25519 key file: ``length`` raw bytes, or the same as hex text."""
+    data = Path(path).read_bytes()
+    if len(data) == length:
+        return data
+    try:
+        decoded = bytes.fromhex(data.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        decoded = b""
+    if len(decoded) != length:
+        raise PlanError(f"{path}: expected a {length}-byte key (raw or hex)")
+    return decoded

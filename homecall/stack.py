@@ -57,6 +57,21 @@ class Stack:
         self.sim: subprocess.Popen[bytes] | None = None
         self.gateways: dict[str, GatewayProcess] = {}
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
+        self.signing_key, self.public_key = self._central_keys()
+
+    def _central_keys(self) -> tuple[Path, Path]:
+        """Central's Ed25519 key pair (signs plans; gateways verify with the public half)."""
+        from homecall.carer_token import generate_signing_key
+
+        keys = self.workdir / "keys"
+        keys.mkdir(exist_ok=True)
+        private, public = keys / "central.key", keys / "central.pub"
+        if not private.exists():
+            secret, pub = generate_signing_key()
+            private.write_bytes(secret)
+            private.chmod(0o600)
+            public.write_bytes(pub)
+        return private, public
 
     @property
     def url(self) -> str:
@@ -100,6 +115,7 @@ class Stack:
             "--mqtt-user", CENTRAL_USER,
             "--mqtt-password-file", str(self.broker.credentials_file(CENTRAL_USER)),
             "--clock", self.clock_spec,
+            "--signing-key", str(self.signing_key),
         ])
         if wait:
             self.wait_central()
@@ -174,6 +190,7 @@ class Stack:
             "--clock", self.clock_spec,
             "--heartbeat", str(self.heartbeat_s),
             "--device-state-file", str(gateway.journal.parent / "devices.json"),
+            "--plan-public-key", str(self.public_key),
             *gateway.extra_args,
         ]
         for device, path in gateway.devices.items():

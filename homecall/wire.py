@@ -15,7 +15,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "homecall/v1/gw"
@@ -249,10 +256,55 @@ class StatusMessage(_Message):
 
 
 class AckMessage(_Message):
-    """Central → gateway on ``gw/{id}/ack``: every seq <= ``seq`` is durably stored."""
+    """Central → gateway on ``gw/{id}/ack``: every seq <= ``seq`` is durably stored.
+
+    ``max_seq`` (the highest seq central holds for the gateway, possibly above a gap) lets a
+    gateway whose journal was replaced or damaged continue above it instead of reusing seqs.
+    Central sends an ack after every stored batch and in reply to every ``status``.
+    """
 
     v: Literal[1] = PROTOCOL_VERSION
     seq: int = Field(ge=0)
+    max_seq: int | None = Field(None, ge=0)
+
+
+class EventGap(_Message):
+    """A tombstone on ``gw/{id}/events`` for a run of seqs central will never receive.
+
+    ``dropped``: the gateway shed these low-value telemetry events to stay within its disk
+    budget; ``prev_hash`` (the hash the first one chained to) and ``hash`` (the last one's
+    hash, which the next event names as its ``prev_hash``) keep the chain verifiable across
+    the gap. ``lost``: the gateway's journal was damaged or replaced and these seqs are gone
+    (no hashes; the chain restarts and central flags the break).
+    """
+
+    v: Literal[1] = 1
+    gap: Literal["dropped", "lost"]
+    gateway_id: str
+    first_seq: int = Field(ge=1)
+    last_seq: int = Field(ge=1)
+    prev_hash: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    hash: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    types: dict[str, int] = Field(default_factory=dict)
+    reason: str = ""
+
+    @field_validator("gateway_id")
+    @classmethod
+    def _gateway_id(cls, value: str) -> str:
+        try:
+            return validate_gateway_id(value)
+        except WireError as err:
+            raise ValueError(str(err)) from err
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventGap:
+        if self.last_seq < self.first_seq:
+            raise ValueError("last_seq must not be below first_seq")
+        return self
+
+    @property
+    def count(self) -> int:
+        return self.last_seq - self.first_seq + 1
 
 
 class CommandMessage(_Message):

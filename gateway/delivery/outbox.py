@@ -8,11 +8,26 @@ seq durably stored), not by the broker's PUBACK: on every (re)connect, and whene
 advancing for ``ack_timeout_s``, everything above the last ack is sent again; central stores
 idempotently on (gateway_id, seq). MQTT 5 reason codes are checked on every PUBACK: 0x87
 (not authorised) and any other code >= 0x80 mean *not delivered*; 0x10 (no matching
-subscribers) is fine.
+subscribers) is fine; a refused event stays in the journal and is retried after a jittered
+back-off. After an outage the newest unsent *alerts* are published first, then the backlog
+in seq order (central stores by seq and acks the highest contiguous seq, so the order of
+arrival does not matter to it). At most ``window`` events are in flight.
+
+Reconnects use a jittered exponential back-off (:class:`Backoff`, "full jitter"): paho's own
+``reconnect_delay_set`` doubles without jitter, so on every disconnect or failed attempt the
+next delay is drawn here and handed to paho as both its minimum and maximum (the only thing
+a paho callback does besides posting to the core queue). A street of gateways that lost the
+same broker therefore does not reconnect in lock-step.
+
+Until central has said how far it got (the first ``ack``, which central also sends in reply
+to every ``status``), only events the journal held when it was opened are published; the
+journal then reconciles its provisional events with central's position (see
+:meth:`Journal.reconcile`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -34,6 +49,27 @@ NO_MATCHING_SUBSCRIBERS = 0x10
 NOT_AUTHORIZED = 0x87
 
 
+class Backoff:
+    """Exponential back-off with full jitter: attempt n waits uniform(0, min(cap, base*2^n)),
+    never less than ``floor``."""
+
+    def __init__(self, base_s: float = 1.0, cap_s: float = 60.0, floor_s: float = 0.2,
+                 rng: random.Random | None = None) -> None:
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.floor_s = floor_s
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return max(self.floor_s, self._rng.uniform(0, ceiling))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
 class OutboxError(GatewayError):
     """The outbox cannot be configured."""
 
@@ -45,6 +81,8 @@ class BrokerSettings:
     username: str | None = None
     password: str | None = None
     keepalive_s: int = 30
+    reconnect_base_s: float = 1.0
+    reconnect_max_s: float = 60.0
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -73,6 +111,14 @@ class Incoming:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class PositionKnown:
+    """Returned by :meth:`Outbox.handle` when central's first ack reconciled the journal."""
+
+    shifted_by: int
+    lost: list[tuple[int, int]]
+
+
 OutboxMessage = Connected | Disconnected | PublishResult | Incoming
 
 
@@ -98,10 +144,15 @@ class Outbox:
         self.connected = False
         self._sent_upto = journal.acked_seq
         self._inflight: dict[int, int] = {}  # mid -> seq
+        self._early: set[int] = set()  # alerts published ahead of the in-order stream
         self._last_progress = time.monotonic()
         self._retry_after = 0.0
+        self._denial_backoff = Backoff(base_s=1.0, cap_s=settings.reconnect_max_s)
+        self._reconnect_backoff = Backoff(base_s=settings.reconnect_base_s,
+                                          cap_s=settings.reconnect_max_s)
         self.denied = 0
         self.published = 0
+        self.reconnects = 0
         self._client = self._make_client()
 
     # -- paho setup (callbacks only post) --------------------------------------------------
@@ -127,9 +178,9 @@ class Outbox:
         )
         client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)
-        # paho's own back-off; jitter is added by spreading the first attempt.
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._next_reconnect_delay(client)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -139,14 +190,27 @@ class Outbox:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
     ) -> None:
         if reason_code.is_failure:
+            self._next_reconnect_delay(client)
             self.post(Disconnected(f"connect refused: {reason_code}"))
             return
+        self._reconnect_backoff.reset()
+        self._next_reconnect_delay(client)
         self.post(Connected(bool(getattr(flags, "session_present", False))))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._next_reconnect_delay(client)
+        self.post(Disconnected("connect failed"))
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
     ) -> None:
+        self._next_reconnect_delay(client)
         self.post(Disconnected(str(reason_code)))
+
+    def _next_reconnect_delay(self, client: mqtt.Client) -> None:
+        """Draw the next jittered delay and make it paho's only choice (paho's thread)."""
+        delay = self._reconnect_backoff.next_delay()
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, props: Any
@@ -164,7 +228,6 @@ class Outbox:
     def start(self) -> None:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 7 * 24 * 3600
-        time.sleep(random.uniform(0, 0.05))  # jitter: a street of gateways must not stampede
         self._client.connect_async(
             self.settings.host,
             self.settings.port,
@@ -179,19 +242,20 @@ class Outbox:
             info = self._client.publish(
                 topic(self.gateway_id, Channel.STATUS), status.to_bytes(), qos=1, retain=True
             )
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=1.0)
-            except (RuntimeError, ValueError):
-                pass
         self._client.disconnect()
         self._client.loop_stop()
 
     # -- core-thread API -------------------------------------------------------------------
-    def handle(self, message: OutboxMessage) -> Incoming | None:
-        """Apply a message posted by a paho callback. Returns plan/cmd payloads to the caller."""
+    def handle(self, message: OutboxMessage) -> Incoming | PositionKnown | None:
+        """Apply a message posted by a paho callback. Returns plan/cmd payloads to the caller,
+        or :class:`PositionKnown` when central's first ack reconciled the journal."""
         if isinstance(message, Connected):
             self.connected = True
+            self.reconnects += 1
             self._inflight.clear()
+            self._early.clear()
             self._sent_upto = self.journal.acked_seq  # resend everything central has not acked
             self._last_progress = time.monotonic()
             for channel in (Channel.ACK, Channel.PLAN, Channel.CMD):
@@ -206,27 +270,38 @@ class Outbox:
             seq = self._inflight.pop(message.mid, None)
             if seq is not None and message.reason_code >= 0x80:
                 self.denied += 1
+                delay = self._denial_backoff.next_delay()
                 log.error(
-                    "broker refused event seq %d (reason 0x%02X%s): kept in journal",
+                    "broker refused event seq %d (reason 0x%02X%s): kept in journal, "
+                    "retrying in %.1fs",
                     seq,
                     message.reason_code,
                     " not authorised" if message.reason_code == NOT_AUTHORIZED else "",
+                    delay,
                 )
                 self._sent_upto = min(self._sent_upto, seq - 1)
-                self._retry_after = time.monotonic() + 5.0
+                self._early.clear()
+                self._retry_after = time.monotonic() + delay
+            elif seq is not None:
+                self._denial_backoff.reset()
         elif isinstance(message, Incoming):
             if message.channel is Channel.ACK:
-                self._on_ack(message.payload)
-                return None
+                return self._on_ack(message.payload)
             return message
         return None
 
-    def _on_ack(self, payload: bytes) -> None:
+    def _on_ack(self, payload: bytes) -> PositionKnown | None:
         try:
             ack = AckMessage.from_bytes(payload)
         except WireError as err:
             log.warning("ignored bad ack: %s", err)
-            return
+            return None
+        known: PositionKnown | None = None
+        if not self.journal.position_known and ack.max_seq is not None:
+            result = self.journal.reconcile(ack.seq, ack.max_seq)
+            known = PositionKnown(result.shifted_by, result.lost)
+            self._sent_upto = min(self._sent_upto, self.journal.acked_seq)
+            self._early.clear()
         if ack.seq > self.journal.last_seq:
             log.error(
                 "central acked seq %d beyond our last seq %d (journal replaced?)",
@@ -235,36 +310,56 @@ class Outbox:
             )
         if self.journal.mark_acked(ack.seq):
             self._last_progress = time.monotonic()
+            self._early = {s for s in self._early if s > ack.seq}
+        return known
 
     def pump(self) -> int:
-        """Publish unacked events in seq order, within the in-flight window."""
+        """Publish: newest unsent alerts first, then unacked events in seq order, within the
+        in-flight window."""
         if not self.connected:
             return 0
         now = time.monotonic()
         if now < self._retry_after:
             return 0
+        upto = self.journal.publishable_seq
         if (
             self.journal.backlog
-            and self._sent_upto >= self.journal.last_seq
+            and self._sent_upto >= upto
             and not self._inflight
             and now - self._last_progress > self.ack_timeout_s
         ):
             log.info("no ack for %.0fs: resending from seq %d", self.ack_timeout_s,
                      self.journal.acked_seq + 1)
             self._sent_upto = self.journal.acked_seq
+            self._early.clear()
             self._last_progress = now
         room = self.window - len(self._inflight)
-        if room <= 0 or self._sent_upto >= self.journal.last_seq:
+        if room <= 0 or self._sent_upto >= upto:
             return 0
         sent = 0
         events_topic = topic(self.gateway_id, Channel.EVENTS)
-        for entry in self.journal.pending(self._sent_upto, limit=room):
+        # Alerts jump the queue (newest first) when they are not next in line anyway.
+        for entry in self.journal.pending_alerts(self._sent_upto + room, limit=room):
+            if entry.seq in self._early:
+                continue
             info = self._client.publish(events_topic, entry.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             self._inflight[info.mid] = entry.seq
-            self._sent_upto = entry.seq
+            self._early.add(entry.seq)
             sent += 1
+        room = self.window - len(self._inflight)
+        if room > 0:
+            for entry in self.journal.pending(self._sent_upto, limit=room):
+                if entry.seq in self._early:
+                    self._sent_upto = entry.seq
+                    continue
+                info = self._client.publish(events_topic, entry.payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                self._inflight[info.mid] = entry.seq
+                self._sent_upto = entry.seq
+                sent += 1
         if sent:
             self._last_progress = now
         self.published += sent
@@ -279,3 +374,7 @@ class Outbox:
     @property
     def idle(self) -> bool:
         return not self._inflight and self._sent_upto >= self.journal.last_seq
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)

@@ -1,0 +1,271 @@
+"""The fault rig: a real Mosquitto, central, relay and gateway process, and a simulated home
+(RFID reader and sensor hub on ptys, driven from the test) on one scaled clock.
+
+:class:`FaultRig` wraps :class:`homecall.stack.Stack` and adds what every fault case needs:
+a load generator (battery readings = low-value telemetry, unknown-tag taps = alerts, door
+changes), the gateway journal's head read straight from its SQLite file, central's events
+read straight from its SQLite file, and :meth:`FaultRig.assert_nothing_lost_nothing_twice`,
+the one verdict every case ends with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from firmware_sim.em4100 import SimulatedRfidReader
+from firmware_sim.hub import SimulatedHub
+from homecall.clock import ScaledClock
+from homecall.plan import DocumentCarer, PlanDocument, Visit
+from homecall.stack import Stack
+from homecall.wire import is_alert
+from tests.conftest import wait_for
+
+CARER_TAG = "em4100:0F00A1B2C3"
+
+
+def unknown_tag(i: int) -> str:
+    return f"em4100:{0xA000000000 + i:010X}"
+
+
+@dataclass
+class Load:
+    """A background stream of events through the real devices; counts what it did."""
+
+    rig: FaultRig
+    rate_hz: float = 40.0
+    tap_every: int = 10
+    taps: list[str] = field(default_factory=list)
+    readings: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Load:
+        self._thread = threading.Thread(target=self._run, name="fault-load", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.wait(1.0 / self.rate_hz):
+            i += 1
+            self.rig.hub.battery(3400 + (self.readings % 500))
+            self.readings += 1
+            if i % self.tap_every == 0:
+                tag = unknown_tag(len(self.rig.tapped))
+                self.rig.tap(tag)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class FaultRig:
+    """Broker + relay + central + one gateway process + a simulated home, on one clock."""
+
+    def __init__(self, workdir: Path, gateway_id: str, *, speed: float = 1.0,
+                 start: datetime | None = None, gateway_args: list[str] | None = None,
+                 plan: PlanDocument | None = None) -> None:
+        self.workdir = workdir
+        self.gateway_id = gateway_id
+        self.clock = ScaledClock(start or datetime.now(UTC), speed, anchor=time.time() + 1.0)
+        self.stack = Stack(workdir / "stack", self.clock.spec(), heartbeat_s=0.5)
+        dev = workdir / "dev"
+        dev.mkdir(parents=True, exist_ok=True)
+        self.rfid = SimulatedRfidReader(str(dev / "rfid"))
+        self.hub = SimulatedHub(str(dev / "hub"), clock=self.clock, heartbeat_s=1.0)
+        self.plan = plan or PlanDocument(
+            gateway=gateway_id, service_users=("su-1",),
+            carers=(DocumentCarer(id="c-1", tags=(CARER_TAG,)),),
+        )
+        self.gateway_args = ["--reconnect-max", "1.5", *(gateway_args or [])]
+        self.tapped: list[str] = []
+        self._tap_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> FaultRig:
+        self.rfid.start()
+        self.hub.start()
+        self.stack.start_broker()
+        self.stack.start_central()
+        self.stack.upload_plan(self.plan)
+        self.stack.add_gateway(self.gateway_id,
+                               {"rfid": Path(self.rfid.link_path), "hub": Path(self.hub.link_path)},
+                               extra_args=self.gateway_args)
+        self.stack.start_gateway(self.gateway_id)
+        self.wait_online()
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stack.stop()
+        self.rfid.stop()
+        self.hub.stop()
+
+    def __enter__(self) -> FaultRig:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def boot_id(self) -> str | None:
+        status = (self.stack.gateway_view(self.gateway_id) or {}).get("status") or {}
+        return status.get("boot_id") if status.get("state") == "online" else None
+
+    def wait_online(self, previous_boot: str | None = None, timeout: float = 30.0) -> str:
+        """Wait for an ``online`` heartbeat from a gateway boot other than ``previous_boot``."""
+        process = self.stack.gateways[self.gateway_id].process
+
+        def online() -> str | None:
+            assert process is None or process.poll() is None, self.log_tail("gateway")
+            boot = self.boot_id()
+            return boot if boot and boot != previous_boot else None
+
+        return str(wait_for(online, timeout=timeout, message="gateway online"))
+
+    @property
+    def journal_path(self) -> Path:
+        return self.stack.gateways[self.gateway_id].journal
+
+    @property
+    def central_db(self) -> Path:
+        return self.stack.workdir / "central.db"
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        path = self.stack.workdir / "logs" / (
+            f"gateway-{self.gateway_id}.log" if name == "gateway" else f"{name}.log")
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    # -- the home --------------------------------------------------------------------------
+    def tap(self, tag: str) -> None:
+        with self._tap_lock:
+            self.tapped.append(tag)
+            self.rfid.tap(tag)
+
+    def load(self, rate_hz: float = 40.0, tap_every: int = 10) -> Load:
+        return Load(self, rate_hz=rate_hz, tap_every=tap_every).start()
+
+    # -- reading both ends -----------------------------------------------------------------
+    def journal_meta(self) -> dict[str, str]:
+        conn = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+        finally:
+            conn.close()
+
+    def journal_rows(self) -> int:
+        conn = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+
+    def central_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        conn = sqlite3.connect(f"file:{self.central_db}?mode=ro", uri=True, timeout=10)
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def central_events(self) -> list[sqlite3.Row]:
+        return self.central_rows(
+            "SELECT seq, id, type, data, chain_ok FROM events WHERE gateway_id=? ORDER BY seq",
+            (self.gateway_id,),
+        )
+
+    def contiguous(self) -> int:
+        return int((self.stack.gateway_view(self.gateway_id) or {}).get("contiguous_seq") or 0)
+
+    def drain(self, timeout: float = 90.0) -> None:
+        """Wait until central holds everything, then stop the gateway cleanly."""
+        assert self.stack.wait_delivered(self.gateway_id, timeout_s=timeout), (
+            f"not delivered; gateway log:\n{self.log_tail('gateway')}")
+        self.stack.stop_gateway(self.gateway_id)
+        last = int(self.journal_meta().get("last_seq", "0"))
+        wait_for(lambda: self.contiguous() >= last, timeout=timeout,
+                 message=f"central to hold seq {last}")
+
+    # -- the verdict -----------------------------------------------------------------------
+    def assert_nothing_lost_nothing_twice(self, *, chain_breaks: int = 0,
+                                          lost: int = 0) -> list[sqlite3.Row]:
+        """Central holds every seq 1..journal head exactly once (real event or accounted
+        tombstone), the chain links, every alert event became an alert, and no tapped tag
+        was raised twice."""
+        last = int(self.journal_meta()["last_seq"])
+        events = self.central_events()
+        seqs = [int(e["seq"]) for e in events]
+        assert seqs == list(range(1, last + 1)), (
+            f"central seqs != 1..{last}: missing {sorted(set(range(1, last + 1)) - set(seqs))[:20]}"
+            f" extra {sorted(set(seqs) - set(range(1, last + 1)))[:20]}")
+        ids = [e["id"] for e in events]
+        assert len(ids) == len(set(ids)), "an event id stored under two seqs"
+        gone = sum(1 for e in events if e["type"] == "lost")
+        assert gone == lost, f"{gone} seqs declared lost, expected {lost}"
+        breaks = [int(e["seq"]) for e in events if e["chain_ok"] == 0]
+        assert len(breaks) == chain_breaks, f"chain breaks at {breaks}"
+        conflicts = self.central_rows("SELECT reason FROM rejected_messages")
+        assert not conflicts, [r["reason"] for r in conflicts]
+        alert_seqs = {int(e["seq"]) for e in events if _alert(e["type"])}
+        raised = {int(r["event_seq"]) for r in self.central_rows(
+            "SELECT event_seq FROM alerts WHERE gateway_id=?", (self.gateway_id,))}
+        assert alert_seqs == raised, "an alert event without its alert (or the reverse)"
+        unknown = [json.loads(e["data"]).get("tag") for e in events if e["type"] == "unknown_tag"]
+        assert len(unknown) == len(set(unknown)), "the same tap raised twice"
+        report = self.stack.report(self.gateway_id)
+        assert report["events_lost"] == lost
+        assert report["events_duplicated"] == 0
+        return events
+
+
+def _alert(kind: str) -> bool:
+    try:
+        return is_alert(kind)
+    except ValueError:
+        return False
+
+
+def week_plan(gateway_id: str, monday: datetime, unattended: set[tuple[int, int]]
+              ) -> tuple[PlanDocument, list[tuple[datetime, str, Any]]]:
+    """A realistic household's week: four calls a day by one carer (local times), with the
+    taps, key-safe and door changes around each attended call. ``unattended`` holds
+    (day, call) pairs nobody turns up to. Returns the plan and the timeline in UTC."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Europe/London")
+    calls = [(8, 0), (12, 30), (17, 0), (21, 0)]
+    visits: list[Visit] = []
+    timeline: list[tuple[datetime, str, Any]] = []
+    day0 = monday.astimezone(tz).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    for day in range(7):
+        for n, (hour, minute) in enumerate(calls):
+            start = day0 + timedelta(days=day, hours=hour, minutes=minute)
+            visit_id = f"v-d{day}-c{n}"
+            visits.append(Visit(id=visit_id, service_user="su-1", start=start, duration_min=30,
+                                carers_required=1, carers=("c-1",)))
+            if (day, n) in unattended:
+                continue
+
+            def at(minutes: float, base: datetime = start) -> datetime:
+                return (base + timedelta(minutes=minutes)).replace(tzinfo=tz).astimezone(UTC)
+
+            timeline += [
+                (at(2), "keysafe", True), (at(3), "keysafe", False),
+                (at(4), "door", True), (at(4.5), "door", False),
+                (at(5), "tap", CARER_TAG),
+                (at(36), "tap", CARER_TAG),
+                (at(37), "door", True), (at(37.5), "door", False),
+                (at(38), "keysafe", True), (at(38.5), "keysafe", False),
+            ]
+    plan = PlanDocument(gateway=gateway_id, service_users=("su-1",),
+                        carers=(DocumentCarer(id="c-1", tags=(CARER_TAG,)),),
+                        visits=tuple(visits))
+    return plan, sorted(timeline, key=lambda step: step[0])
