@@ -12,15 +12,15 @@ from homecall.clock import Clock
 
 
 def get_store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 def get_ingest(request: Request) -> Ingest | None:
-    return request.app.state.ingest  # type: ignore[no-any-return]
+    return request.app.state.ingest
 
 
 def get_clock(request: Request) -> Clock:
-    return request.app.state.clock  # type: ignore[no-any-return]
+    return request.app.state.clock
 
 
 def get_actor(request: Request) -> str:

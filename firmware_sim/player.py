@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ class ScenarioPlayer:
         self,
         scenario: Scenario,
         clock: Clock,
-        handlers: dict[str, Callable[[Step], None]],
+        handlers: Mapping[str, Callable[[Step], None]],
         *,
         only: Iterable[str] | None = None,
     ) -> None:

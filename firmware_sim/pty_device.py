@@ -61,7 +61,10 @@ class PtyDevice:
             self.plugged = True
             self._stop_reader.clear()
             self._reader = threading.Thread(
-                target=self._read_loop, args=(master,), name=f"pty-{self.link_path.name}", daemon=True
+                target=self._read_loop,
+                args=(master,),
+                name=f"pty-{self.link_path.name}",
+                daemon=True,
             )
             self._reader.start()
             return slave_name

@@ -226,7 +226,9 @@ class Scenario:
                         carers_required=v.carers_required,
                         carers=v.carers,
                         status=v.status,
-                        agreed_window=self._pair(v.agreed_window, where) if v.agreed_window else None,
+                        agreed_window=(
+                            self._pair(v.agreed_window, where) if v.agreed_window else None
+                        ),
                         agreed_at=self._wall(v.agreed_at, where) if v.agreed_at else None,
                         policy=v.policy,
                     )

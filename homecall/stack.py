@@ -141,7 +141,7 @@ class Stack:
                                   headers={"x-homecall-user": "demo-coordinator"})
         if response.status_code != 201:
             raise StackError(f"plan upload failed: {response.status_code} {response.text}")
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     # -- simulated home --------------------------------------------------------------------
     def start_sim(self, scenario_path: Path | None, devices: set[str],
@@ -208,7 +208,7 @@ class Stack:
         with contextlib.suppress(httpx.HTTPError):
             for gw in self.http.get("/api/gateways").json():
                 if gw["id"] == gateway_id:
-                    return gw  # type: ignore[no-any-return]
+                    return gw
         return None
 
     def wait_delivered(self, gateway_id: str, timeout_s: float = 60.0) -> bool:
@@ -235,7 +235,7 @@ class Stack:
 
     def report(self, gateway_id: str | None = None) -> dict[str, Any]:
         params = {"gateway": gateway_id} if gateway_id else {}
-        return self.http.get("/api/report", params=params).json()  # type: ignore[no-any-return]
+        return self.http.get("/api/report", params=params).json()
 
     # -- teardown --------------------------------------------------------------------------
     def stop(self) -> None:

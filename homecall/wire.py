@@ -176,7 +176,7 @@ class EventEnvelope(_Message):
     (``prev_hash``) so central can prove the journal was not cut or rewritten.
     """
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
     id: str = Field(min_length=1, max_length=64)
     gateway_id: str
     seq: int = Field(ge=1)
@@ -242,7 +242,7 @@ class DeviceStatus(_Message):
 class StatusMessage(_Message):
     """Retained on ``gw/{id}/status``: the heartbeat, or the last-will ``offline``."""
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
     gateway_id: str
     state: Literal["online", "offline"]
     time: datetime | None = None
@@ -263,7 +263,7 @@ class AckMessage(_Message):
     Central sends an ack after every stored batch and in reply to every ``status``.
     """
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
     seq: int = Field(ge=0)
     max_seq: int | None = Field(None, ge=0)
 
@@ -310,6 +310,6 @@ class EventGap(_Message):
 class CommandMessage(_Message):
     """Central → gateway on ``gw/{id}/cmd``."""
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
     command: Literal["refresh_plan", "test_mode", "identify", "resync"]
     args: dict[str, Any] = Field(default_factory=dict)

@@ -3,7 +3,7 @@ pseudonymous gateway plan to the gateway (retained on ``gw/{id}/plan``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/plans", tags=["plans"])
 @router.post("", status_code=201)
 def upload_plan(
     store: StoreDep, ingest: IngestDep, clock: ClockDep, actor: ActorDep,
-    body: dict[str, Any] = Body(...),
+    body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:
     try:
         document = PlanDocument.parse(body)

@@ -11,6 +11,7 @@ wire, not the care timeline; what a tap *means* is decided by the rules engine o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -119,10 +120,8 @@ class RfidReaderDriver:
         self._opened.clear()
         port, self._port = self._port, None
         if port is not None:
-            try:
+            with contextlib.suppress(serial.SerialException, OSError):
                 port.close()
-            except (serial.SerialException, OSError):
-                pass
 
     def _read_until_error(self) -> None:
         port = self._port
@@ -136,7 +135,9 @@ class RfidReaderDriver:
                 if isinstance(event, TagFrame):
                     self._on_tag(event.tag)
                 elif isinstance(event, FrameRejected):
-                    log.warning("%s: rejected %d bytes: %s", self.name, len(event.raw), event.reason)
+                    log.warning(
+                        "%s: rejected %d bytes: %s", self.name, len(event.raw), event.reason
+                    )
 
     def _on_tag(self, tag: str) -> None:
         now_mono = time.monotonic()

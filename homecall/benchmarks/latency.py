@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -74,15 +73,17 @@ class _Listener:
 
         self.event_times: dict[str, float] = {}  # redacted tag -> first arrival
         self.event_counts: dict[str, int] = {}
+        self.seq_of_tag: dict[str, int] = {}
         self.ack_times: list[tuple[float, int]] = []
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-listener",
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(CENTRAL_USER, broker.passwords[CENTRAL_USER])
         self.client.on_message = self._on_message
+        self.topics = [(topic(gateway_id, Channel.EVENTS), 1), (topic(gateway_id, Channel.ACK), 1)]
+        # (Re)subscribe on every connect: the broker restart in the outage test ends our session.
+        self.client.on_connect = lambda client, *_: client.subscribe(self.topics)
         self.client.connect("127.0.0.1", broker.port)
-        self.client.subscribe([(topic(gateway_id, Channel.EVENTS), 1),
-                               (topic(gateway_id, Channel.ACK), 1)])
         self.client.loop_start()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
@@ -95,8 +96,7 @@ class _Listener:
                 tag = payload["data"]["tag"]
                 self.event_counts[tag] = self.event_counts.get(tag, 0) + 1
                 self.event_times.setdefault(tag, now)
-                self.event_times[f"seq:{payload['seq']}"] = payload["seq"]  # type: ignore[assignment]
-                self.event_times[f"tagseq:{tag}"] = payload["seq"]  # type: ignore[assignment]
+                self.seq_of_tag[tag] = int(payload["seq"])
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -133,8 +133,8 @@ def run(args: argparse.Namespace) -> int:
         for day in range(7):
             for su in ("su-1", "su-2"):
                 for hour in (8, 12, 17, 21):
-                    start = today + timedelta(days=day, hours=hour)
-                    visits.append(Visit(id=f"v-{day}-{su}-{hour}", service_user=su, start=start,
+                    planned = today + timedelta(days=day, hours=hour)
+                    visits.append(Visit(id=f"v-{day}-{su}-{hour}", service_user=su, start=planned,
                                         duration_min=30, carers=("c-1",)))
         stack.upload_plan(PlanDocument(
             gateway=gateway_id, service_users=("su-1", "su-2"),
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(0.0002)
             if key in listener.event_times:
                 to_broker.append((listener.event_times[key] - sent) * 1000)
-                seq = listener.event_times[f"tagseq:{key}"]
+                seq = listener.seq_of_tag[key]
                 while time.monotonic() < limit:
                     with listener.lock:
                         acked = [t for t, s in listener.ack_times if s >= seq]
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             "max": max(to_central), "n": len(to_central)}
 
         # 2. idle CPU and RSS -------------------------------------------------------------
-        rss0, cpu0 = _proc_stat(process.pid)
+        _, cpu0 = _proc_stat(process.pid)
         time.sleep(args.idle_seconds)
         rss1, cpu1 = _proc_stat(process.pid)
         results["idle_cpu_percent"] = 100 * (cpu1 - cpu0) / args.idle_seconds
