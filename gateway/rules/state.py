@@ -30,7 +30,9 @@ VISIT_STATUSES: tuple[VisitStatus, ...] = (
     "cancelled",
 )
 
-STATE_FORMAT = 1
+#: 2: only visits that differ from their untouched default are written (see to_json).
+STATE_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,15 +189,21 @@ class PlanIndex:
     policy: Policy
     by_late: tuple[str, ...]
     plan_json: str | None  # canonical JSON (sorted keys, compact) of the plan
+    # Each plan visit's state before anything happened (what a fresh engine would hold).
+    untouched: dict[str, VisitState] = field(default_factory=dict)
 
     @classmethod
     def build(cls, plan: GatewayPlan | None) -> PlanIndex:
         if plan is None:
             return cls(times={}, policy=Policy.model_validate({}), by_late=(), plan_json=None)
+        from gateway.rules.transitions import reconcile_visits  # transitions imports us
+
         times = {v.id: visit_times(plan, v) for v in plan.visits}
         by_late = tuple(sorted(times, key=lambda vid: (times[vid].late_at, vid)))
-        return cls(times=times, policy=plan.policy, by_late=by_late,
-                   plan_json=_dumps(plan.model_dump(mode="json")))
+        index = cls(times=times, policy=plan.policy, by_late=by_late,
+                    plan_json=_dumps(plan.model_dump(mode="json")))
+        index.untouched.update(reconcile_visits(index, {}, known_since=None))
+        return index
 
 
 @dataclass(frozen=True)
@@ -222,12 +230,23 @@ class HouseholdState:
     def visit(self, visit_id: str) -> VisitState | None:
         return self.visits.get(visit_id)
 
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys, compact): equal states give identical text."""
+    def to_json(self, *, include_plan: bool = True) -> str:
+        """Canonical JSON (sorted keys, compact): equal states give identical text.
+
+        ``include_plan=False`` leaves the plan out (``"plan": null``) for callers that store
+        the plan separately (the gateway journal does): a week's plan is most of the bytes,
+        and it does not change from one tap to the next. Give it back to :meth:`from_json`.
+        """
         body = {
             "format": STATE_FORMAT,
             "clock_ok": self.clock_ok,
-            "visits": [v.to_dict() for v in self.visits.values()],
+            # Only visits something happened to: a week's plan is mostly untouched visits,
+            # and this runs after every tap. from_json restores the rest from the plan.
+            "visits": [
+                v.to_dict()
+                for visit_id, v in sorted(self.visits.items())
+                if self.index.untouched.get(visit_id) != v
+            ],
             "contacts": [c.to_dict() for c in self.contacts.values()],
             "last_door_at": iso(self.last_door_at),
             "last_keysafe_at": iso(self.last_keysafe_at),
@@ -240,21 +259,31 @@ class HouseholdState:
         # sorted-key position rather than re-encoding it on every step.
         before = _dumps({k: v for k, v in body.items() if k < "plan"})
         after = _dumps({k: v for k, v in body.items() if k > "plan"})
-        plan = "null" if self.plan is None or self.index.plan_json is None else self.index.plan_json
+        plan = (
+            "null"
+            if not include_plan or self.plan is None or self.index.plan_json is None
+            else self.index.plan_json
+        )
         return f'{before[:-1]},"plan":{plan},{after[1:]}'
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> HouseholdState:
+    def from_json(cls, text: str | bytes, plan: GatewayPlan | None = None) -> HouseholdState:
+        """Rebuild a state; ``plan`` is required if it was saved with ``include_plan=False``."""
         body = json.loads(text)
-        if body.get("format") != STATE_FORMAT:
+        if body.get("format") not in _READABLE_FORMATS:
             raise ValueError(f"unsupported rules state format {body.get('format')!r}")
-        plan = None if body["plan"] is None else GatewayPlan.model_validate(body["plan"])
+        if body["plan"] is not None:
+            plan = GatewayPlan.model_validate(body["plan"])
+        index = PlanIndex.build(plan)
+        stored = {v["visit_id"]: VisitState.from_dict(v) for v in body.get("visits", [])}
+        visits = {vid: stored.pop(vid, untouched) for vid, untouched in index.untouched.items()}
+        visits.update(stored)  # visits kept for their attendances after leaving the plan
         contacts = [ContactState.from_dict(c) for c in body.get("contacts", [])]
         door = body.get("door_check")
         return cls(
             plan=plan,
             clock_ok=bool(body["clock_ok"]),
-            visits={v["visit_id"]: VisitState.from_dict(v) for v in body.get("visits", [])},
+            visits=visits,
             contacts={f"{c.kind}:{c.sensor}": c for c in contacts},
             last_door_at=_opt_time(body.get("last_door_at")),
             last_keysafe_at=_opt_time(body.get("last_keysafe_at")),
@@ -262,7 +291,7 @@ class HouseholdState:
             tag_seen={k: parse_utc(v) for k, v in body.get("tag_seen", {}).items()},
             keysafe_checks=tuple(KeysafeCheck.from_dict(k) for k in body.get("keysafe_checks", [])),
             door_check=None if door is None else DoorCheck.from_dict(door),
-            index=PlanIndex.build(plan),
+            index=index,
         )
 
 
