@@ -217,3 +217,6 @@ def test_every_intermediate_state_round_trips_through_json(
         text = state.to_json()
         again = HouseholdState.from_json(text)
         assert again == state and again.to_json() == text
+        # The gateway's form: the plan stored beside the state, not inside it.
+        compact = state.to_json(include_plan=False)
+        assert HouseholdState.from_json(compact, state.plan) == state
