@@ -290,7 +290,7 @@ class Store:
                 # A later event may now confirm the link of the one after it.
                 conn.execute(
                     "UPDATE events SET chain_ok=(prev_hash=?) "
-                    "WHERE gateway_id=? AND seq=? AND chain_ok IS NULL",
+                    "WHERE gateway_id=? AND seq=? AND chain_ok IS NULL AND type != 'lost'",
                     (event.hash, gateway_id, event.seq + 1),
                 )
                 self._project(conn, event)

@@ -214,7 +214,8 @@ class GatewayDaemon:
                 EventType.JOURNAL_DAMAGED, self.clock.now(), self.clock.monotonic(),
                 severity=None,
                 data={"reason": damage.reason, "kept_as": damage.kept_as,
-                      "salvaged_last_seq": damage.salvaged_last_seq},
+                      "salvaged_last_seq": damage.salvaged_last_seq,
+                      "recovered": damage.recovered},
             ))
         self._record(started)
         # Fire anything that fell due while we were down, then arm the next deadline.
@@ -263,7 +264,10 @@ class GatewayDaemon:
                 # Journal whatever arrived with the stop request, then leave.
                 self._process([i for i in batch if not isinstance(i, _Stop)])
                 return
-            self._process(batch)
+            try:
+                self._process(batch)
+            except Exception:  # the core thread must outlive any one bad batch
+                log.exception("core: batch of %d failed", len(batch))
 
     def _process(self, batch: list[Any]) -> None:
         pending: list[NewEvent] = []

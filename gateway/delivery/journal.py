@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 import uuid
@@ -125,6 +126,7 @@ class Damage:
     reason: str
     kept_as: str
     salvaged_last_seq: int
+    recovered: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +159,18 @@ class Journal:
         self.gateway_id = gateway_id
         self.boot_id = boot_id
         self.synchronous = synchronous
+        if max_bytes is not None and (budget_bytes is None or budget_bytes > max_bytes * 0.75):
+            # Shed before the hard cap: at the cap even the shedding transaction (gap rows,
+            # the events_dropped report) may not find a free page.
+            budget_bytes = max(64 * 1024, int(max_bytes * 0.75))
         self.budget_bytes = budget_bytes
         self.max_bytes = max_bytes
         self.clock: Clock = clock or SystemClock()
         self.damage: Damage | None = None
         self.shed_total = 0
+        self.recovered = 0
+        self._salvaged: list[EventEnvelope] = []
+        self._damaged_path = self.path
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -174,8 +183,7 @@ class Journal:
                 raise JournalError(f"journal {self.path} cannot be created: {again}") from again
         self._last_seq, self._head_hash, self._acked_seq = self._load_head()
         if self.damage is not None:
-            self._last_seq = self.damage.salvaged_last_seq
-            self._set_meta("last_seq", str(self._last_seq))
+            self._adopt_salvage(self.damage.salvaged_last_seq)
         # Events above the floor are provisional until central's position is known.
         self._floor = self._last_seq
         self._position_known = False
@@ -232,17 +240,53 @@ class Journal:
                 raise sqlite3.DatabaseError(f"newest event seq {last} does not match the head")
 
     def _set_aside(self, reason: str) -> Damage:
-        """Rename the damaged journal (and its WAL/SHM) aside; salvage its head if readable."""
+        """Rename the damaged journal (and its WAL/SHM) aside; salvage what is readable."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         salvaged = _salvage_last_seq(self.path)
+        self._salvaged = _salvage_events(self.path, self.gateway_id)
+        if self._salvaged:
+            salvaged = max(salvaged, self._salvaged[-1].seq)
         kept = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        self._damaged_path = kept
         for suffix in ("", "-wal", "-shm"):
             src = Path(str(self.path) + suffix)
             if src.exists():
                 src.rename(Path(str(kept) + suffix))
         log.error("journal %s is damaged (%s): kept as %s, starting a new journal after seq %d",
                   self.path, reason, kept, salvaged)
-        return Damage(reason=reason, kept_as=kept.name, salvaged_last_seq=salvaged)
+        return Damage(reason=reason, kept_as=kept.name, salvaged_last_seq=salvaged,
+                      recovered=len(self._salvaged))
+
+    def _adopt_salvage(self, last_seq: int) -> None:
+        """Put intact events recovered from the damaged file into the new journal, unchanged
+        (same seq, same hash: central stores each once whether or not it already had it),
+        and continue numbering after the highest seq the damaged file shows."""
+        head = GENESIS_HASH
+        if self._salvaged and self._salvaged[-1].seq == last_seq:
+            head = self._salvaged[-1].hash  # the chain continues unbroken
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO events(seq, id, type, vital, alert, time, payload) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?)", [_row(e) for e in self._salvaged],
+        )
+        held = {e.seq for e in self._salvaged}
+        for gap in _salvage_gaps(self._damaged_path, self.gateway_id):
+            if not held & set(range(gap.first_seq, gap.last_seq + 1)):
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO gaps(first_seq, last_seq, payload) VALUES(?, ?, ?)",
+                    (gap.first_seq, gap.last_seq, gap.to_bytes()),
+                )
+                held.update(range(gap.first_seq, gap.last_seq + 1))
+                last_seq = max(last_seq, gap.last_seq)
+        self._set_meta("last_seq", str(last_seq))
+        self._set_meta("head_hash", head)
+        self._conn.execute("COMMIT")
+        self._last_seq, self._head_hash = last_seq, head
+        self.recovered = len(self._salvaged)
+        if self._salvaged:
+            log.warning("recovered %d intact events (seq %d..%d) from the damaged journal",
+                        len(self._salvaged), self._salvaged[0].seq, self._salvaged[-1].seq)
+        self._salvaged = []
 
     def _meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -324,7 +368,11 @@ class Journal:
                 if not _is_full(err):
                     raise JournalError(f"journal write failed: {err}") from err
                 log.error("journal full (%s): shedding telemetry", err)
-                if not self._shed_locked(everything=True, clock_ok=clock_ok):
+                try:
+                    shed = self._shed_locked(everything=True, clock_ok=clock_ok)
+                except sqlite3.Error as again:
+                    raise JournalFull(f"journal full, shedding failed too: {again}") from again
+                if not shed:
                     raise JournalFull(f"journal full and nothing left to shed: {err}") from err
             try:
                 return self._append_locked(events, clock_ok, state)
@@ -376,15 +424,18 @@ class Journal:
             return self._used_bytes()
 
     def _shed_locked(self, *, everything: bool, clock_ok: bool) -> int:
-        """Drop sheddable unsent telemetry until under 80 % of the budget (or all of it).
+        """Drop sheddable unsent telemetry until under 60 % of the budget (or all of it).
 
-        One transaction: delete the rows, write a gap tombstone per run of consecutive
-        dropped seqs, and journal an ``events_dropped`` event saying what went.
+        One transaction: delete the rows, write one gap tombstone per run of consecutive
+        dropped seqs (merged with adjacent gaps), and journal one ``events_dropped`` report.
+        An earlier report that is still unsent is folded into the new one (its count carried
+        over, its seq tombstoned with the rest), so a long outage at the budget leaves one
+        cumulative report instead of a growing pile of them.
         """
         if everything or self.budget_bytes is None:
             target = 0
         else:
-            target = max(0, self._used_bytes() - int(self.budget_bytes * 0.8))
+            target = max(0, self._used_bytes() - int(self.budget_bytes * 0.6))
         placeholders = ",".join("?" * len(SHED_RANK))
         rank = " ".join(f"WHEN '{t}' THEN {r}" for t, r in SHED_RANK.items())
         candidates = self._conn.execute(
@@ -402,33 +453,68 @@ class Journal:
         if not chosen:
             log.error("journal over budget but nothing sheddable is left (all vital)")
             return 0
-        chosen.sort()
+        telemetry = len(chosen)
         by_type: dict[str, int] = {}
         for _, kind, _ in chosen:
             by_type[kind] = by_type.get(kind, 0) + 1
-        runs = _runs([seq for seq, _, _ in chosen])
+        # Fold unsent earlier reports into this one.
+        carried = 0
+        for seq, payload in self._conn.execute(
+            "SELECT seq, payload FROM events WHERE type=? AND seq > ?",
+            (EventType.EVENTS_DROPPED.value, self._acked_seq),
+        ).fetchall():
+            old = json.loads(payload)["data"]
+            carried += int(old.get("count", 0))
+            for kind, n in (old.get("by_type") or {}).items():
+                by_type[kind] = by_type.get(kind, 0) + int(n)
+            chosen.append((int(seq), EventType.EVENTS_DROPPED.value, bytes(payload)))
+        chosen.sort()
         payloads = {seq: payload for seq, _, payload in chosen}
+        runs = _runs(list(payloads))
+        reason = "disk full" if everything else "journal budget reached"
+        folded = len(chosen) - telemetry
+        if folded:
+            by_type[EventType.EVENTS_DROPPED.value] = (
+                by_type.get(EventType.EVENTS_DROPPED.value, 0) + folded)
         report = NewEvent(
             EventType.EVENTS_DROPPED, self.clock.now(), self.clock.monotonic(),
-            data={"count": len(chosen), "by_type": by_type,
-                  "ranges": [list(r) for r in runs[:50]],
+            data={"count": carried + len(chosen), "by_type": by_type,
                   "budget_bytes": self.budget_bytes, "max_bytes": self.max_bytes,
-                  "reason": "disk full" if everything else "journal budget reached"},
+                  "reason": reason},
         )
         _, rows, seq, head = self._envelopes([report], clock_ok)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany("DELETE FROM events WHERE seq=?", [(s,) for s, _, _ in chosen])
             for first, last in runs:
-                start = EventEnvelope.from_bytes(payloads[first])
-                end = EventEnvelope.from_bytes(payloads[last])
                 kinds: dict[str, int] = {}
                 for s in range(first, last + 1):
                     kind = json.loads(payloads[s])["type"]
                     kinds[kind] = kinds.get(kind, 0) + 1
+                prev_hash = EventEnvelope.from_bytes(payloads[first]).prev_hash
+                end_hash = EventEnvelope.from_bytes(payloads[last]).hash
+                before = self._conn.execute(
+                    "SELECT first_seq, payload FROM gaps WHERE last_seq=?", (first - 1,)
+                ).fetchone()
+                after = self._conn.execute(
+                    "SELECT first_seq, payload FROM gaps WHERE first_seq=?", (last + 1,)
+                ).fetchone()
+                for neighbour in (before, after):
+                    if neighbour is None:
+                        continue
+                    other = EventGap.from_bytes(bytes(neighbour[1]))
+                    if other.gap != "dropped":
+                        continue
+                    for kind, n in other.types.items():
+                        kinds[kind] = kinds.get(kind, 0) + n
+                    if other.last_seq < first:
+                        first, prev_hash = other.first_seq, other.prev_hash
+                    else:
+                        last, end_hash = other.last_seq, other.hash
+                    self._conn.execute("DELETE FROM gaps WHERE first_seq=?", (other.first_seq,))
                 gap = EventGap(gap="dropped", gateway_id=self.gateway_id, first_seq=first,
-                               last_seq=last, prev_hash=start.prev_hash, hash=end.hash,
-                               types=kinds, reason=report.data["reason"])
+                               last_seq=last, prev_hash=prev_hash, hash=end_hash,
+                               types=kinds, reason=reason)
                 self._conn.execute(
                     "INSERT INTO gaps(first_seq, last_seq, payload) VALUES(?, ?, ?)",
                     (first, last, gap.to_bytes()),
@@ -440,9 +526,10 @@ class Journal:
                 self._conn.execute("ROLLBACK")
             raise
         self._last_seq, self._head_hash = seq, head
-        self.shed_total += len(chosen)
-        log.warning("journal budget: dropped %d telemetry events %s", len(chosen), by_type)
-        return len(chosen)
+        self.shed_total += telemetry
+        log.warning("journal %s: dropped %d telemetry events (%d since the last delivered "
+                    "report)", reason, telemetry, carried + len(chosen))
+        return telemetry
 
     # -- central's position ----------------------------------------------------------------
     @property
@@ -689,6 +776,55 @@ def _runs(seqs: list[int]) -> list[tuple[int, int]]:
 
 def _is_full(err: sqlite3.Error) -> bool:
     return "full" in str(err).lower()
+
+
+_PAYLOAD_RE = re.compile(rb'\{"v":1,"id":"[0-9a-f]{1,64}","gateway_id":"([a-z0-9-]{3,64})",'
+                         rb'"seq":(\d+),.*?"hash":"[0-9a-f]{64}"\}', re.DOTALL)
+
+
+def _salvage_events(path: Path, gateway_id: str) -> list[EventEnvelope]:
+    """Intact events found in the raw bytes of a damaged journal and its WAL: each is parsed
+    and its hash verified, so nothing garbled is ever re-published. Sorted by seq."""
+    found: dict[int, EventEnvelope] = {}
+    for suffix in ("", "-wal"):
+        try:
+            raw = Path(str(path) + suffix).read_bytes()
+        except OSError:
+            continue
+        for match in _PAYLOAD_RE.finditer(raw):
+            if match.group(1).decode() != gateway_id:
+                continue
+            try:
+                envelope = EventEnvelope.from_bytes(match.group(0))
+            except ValueError:
+                continue
+            if envelope.verify_hash():
+                found[envelope.seq] = envelope
+    return [found[seq] for seq in sorted(found)]
+
+
+_GAP_RE = re.compile(rb'\{"v":1,"gap":"(?:dropped|lost)","gateway_id":"([a-z0-9-]{3,64})",'
+                     rb'"first_seq":\d+,.*?"reason":"[^"\\]*"\}', re.DOTALL)
+
+
+def _salvage_gaps(path: Path, gateway_id: str) -> list[EventGap]:
+    """Gap tombstones found in the raw bytes of a damaged journal (and its WAL)."""
+    found: dict[int, EventGap] = {}
+    for suffix in ("", "-wal"):
+        try:
+            raw = Path(str(path) + suffix).read_bytes()
+        except OSError:
+            continue
+        for match in _GAP_RE.finditer(raw):
+            if match.group(1).decode() != gateway_id:
+                continue
+            try:
+                gap = EventGap.from_bytes(match.group(0))
+            except ValueError:
+                continue
+            if gap.first_seq not in found or found[gap.first_seq].last_seq < gap.last_seq:
+                found[gap.first_seq] = gap
+    return [found[k] for k in sorted(found)]
 
 
 def _salvage_last_seq(path: Path) -> int:

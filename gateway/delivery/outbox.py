@@ -336,6 +336,11 @@ class Outbox:
         room = self.window - len(self._inflight)
         if room <= 0 or self._sent_upto >= upto:
             return 0
+        if self._sent_upto <= self.journal.acked_seq and not self._early:
+            # Nothing was outstanding: the ack timer starts now. (Sending more while earlier
+            # events are unacked must not restart it, or a steady stream of new events would
+            # postpone the resend of a lost one forever.)
+            self._last_progress = now
         sent = 0
         events_topic = topic(self.gateway_id, Channel.EVENTS)
         # Alerts jump the queue (newest first) when they are not next in line anyway.
@@ -360,8 +365,6 @@ class Outbox:
                 self._inflight[info.mid] = entry.seq
                 self._sent_upto = entry.seq
                 sent += 1
-        if sent:
-            self._last_progress = now
         self.published += sent
         return sent
 
