@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import logging
 import os
 import queue
@@ -100,23 +101,32 @@ class _Stop:
 
 
 def detect_clock_ok(clock: Clock, mode: str) -> bool:
-    """Is the wall clock known good? ``auto``: simulated clocks are; a real one must be synced."""
+    """Is the wall clock known good? ``yes``/``no`` force it (tests, or a site whose NTP the
+    gateway cannot see); ``auto``: a simulated clock is, a real one must be synchronised as
+    systemd-timesyncd (its ``synchronized`` flag file), chrony (``chronyc tracking`` leap
+    status Normal) or ``timedatectl`` (NTPSynchronized=yes) reports. Events recorded while
+    it is not carry ``clock_ok: false`` with their monotonic time and boot id, so central
+    can re-time them once a later event of the same boot has a good clock."""
     if mode in ("yes", "no"):
         return mode == "yes"
     if not isinstance(clock, SystemClock):
         return True
     if Path("/run/systemd/timesync/synchronized").exists():
         return True
-    with contextlib.suppress(OSError):
-        import subprocess
+    import subprocess
 
-        out = subprocess.run(
-            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-            capture_output=True,
-            text=True,
-            timeout=2,
-        )
-        return out.stdout.strip() == "yes"
+    checks = (
+        (["chronyc", "-n", "tracking"], lambda out: "Leap status     : Normal" in out),
+        (["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+         lambda out: out.strip() == "yes"),
+    )
+    for command, verdict in checks:
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=2)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out.returncode == 0 and verdict(out.stdout):
+            return True
     return False
 
 
@@ -143,6 +153,8 @@ class GatewayDaemon:
             clock=clock,
         )
         self._held: list[NewEvent] = []  # events the journal could not take (disk full)
+        self._rejected_plan: str | None = None  # sha256 of the last plan payload rejected
+        self._clock_checked = time.monotonic()
         self.outbox = Outbox(self.gateway_id, self.journal, config.broker, self.post)
         self.drivers: list[Any] = []
         self.hub: Any = None
@@ -431,9 +443,15 @@ class GatewayDaemon:
             if source == "central" and self.config.plan_public_key is not None:
                 verify_plan(plan, self.config.plan_public_key)
         except PlanError as err:
-            log.error("rejected plan from %s: %s", source, err)
-            return [NewEvent(EventType.PLAN_REJECTED, now, mono, data={"reason": str(err),
-                                                                       "source": source})]
+            digest = hashlib.sha256(payload).hexdigest()
+            if digest == self._rejected_plan:
+                return []  # the same retained plan again (after a reconnect): reported once
+            self._rejected_plan = digest
+            log.error("rejected plan from %s (keeping version %s): %s", source,
+                      self.plan.version if self.plan else None, err)
+            return [NewEvent(EventType.PLAN_REJECTED, now, mono,
+                             data={"reason": str(err), "source": source, "sha256": digest,
+                                   "in_force": self.plan.version if self.plan else None})]
         if self.plan is not None and plan.version <= self.plan.version and source == "central":
             return []
         self.plan = plan
@@ -446,6 +464,12 @@ class GatewayDaemon:
                                "source": source}), *self._to_new_events(outputs)]
 
     def _heartbeat(self) -> None:
+        if self.config.clock_ok == "auto" and time.monotonic() - self._clock_checked > 60:
+            self._clock_checked = time.monotonic()
+            synced = detect_clock_ok(self.clock, "auto")
+            if synced != self.clock_ok:
+                log.warning("wall clock %s", "synchronised" if synced else "no longer in sync")
+                self.clock_ok = synced
         devices: list[DeviceStatus] = [d.status() for d in self.drivers]
         status = StatusMessage(
             gateway_id=self.gateway_id,

@@ -264,13 +264,19 @@ class Outbox:
         elif isinstance(message, Disconnected):
             if self.connected:
                 log.warning("broker connection lost: %s", message.reason)
+            elif message.reason.startswith("connect refused"):
+                log.error("broker %s (check this gateway's identity); events stay in the "
+                          "journal", message.reason)
             self.connected = False
             self._inflight.clear()
         elif isinstance(message, PublishResult):
             seq = self._inflight.pop(message.mid, None)
             if seq is not None and message.reason_code >= 0x80:
                 self.denied += 1
-                delay = self._denial_backoff.next_delay()
+                now = time.monotonic()
+                # One back-off step per refused burst, not per refused event in it.
+                delay = (self._retry_after - now if self._retry_after > now
+                         else self._denial_backoff.next_delay())
                 log.error(
                     "broker refused event seq %d (reason 0x%02X%s): kept in journal, "
                     "retrying in %.1fs",
@@ -281,7 +287,7 @@ class Outbox:
                 )
                 self._sent_upto = min(self._sent_upto, seq - 1)
                 self._early.clear()
-                self._retry_after = time.monotonic() + delay
+                self._retry_after = now + delay
             elif seq is not None:
                 self._denial_backoff.reset()
         elif isinstance(message, Incoming):
