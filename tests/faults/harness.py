@@ -74,10 +74,12 @@ class FaultRig:
 
     def __init__(self, workdir: Path, gateway_id: str, *, speed: float = 1.0,
                  start: datetime | None = None, gateway_args: list[str] | None = None,
-                 plan: PlanDocument | None = None) -> None:
+                 plan: PlanDocument | None = None, lead_s: float = 1.0) -> None:
         self.workdir = workdir
         self.gateway_id = gateway_id
-        self.clock = ScaledClock(start or datetime.now(UTC), speed, anchor=time.time() + 1.0)
+        # ``start`` is the simulated time ``lead_s`` real seconds from now (time for the
+        # processes to come up before a scripted timeline begins).
+        self.clock = ScaledClock(start or datetime.now(UTC), speed, anchor=time.time() + lead_s)
         self.stack = Stack(workdir / "stack", self.clock.spec(), heartbeat_s=0.5)
         dev = workdir / "dev"
         dev.mkdir(parents=True, exist_ok=True)

@@ -35,9 +35,10 @@ def test_network_cut_for_a_simulated_week(tmp_path: Path) -> None:
     gw = "gw-week-out"
     plan, timeline = week_plan(gw, MONDAY, UNATTENDED)
     # 1 real second = 4 simulated hours: the week plays in ~42 s.
-    with FaultRig(tmp_path, gw, speed=14400, start=MONDAY, plan=plan) as rig:
+    with FaultRig(tmp_path, gw, speed=14400, start=MONDAY, plan=plan, lead_s=12.0) as rig:
         assert rig.stack.relay is not None
         rig.stack.relay.cut()
+        assert rig.clock.now() < timeline[0][0], "the stack took too long to start"
         play(rig, timeline)
         end = timeline[-1][0].timestamp() + 6 * 3600
         while rig.clock.now().timestamp() < end:
