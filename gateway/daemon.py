@@ -36,7 +36,8 @@ from gateway.delivery.outbox import (
     PositionKnown,
 )
 from gateway.rules import HouseholdState, initial_state, step
-from gateway.rules.inputs import EngineInput, PlanUpdate
+from gateway.rules.codec import InputCodecError, decode_input, encode_input
+from gateway.rules.inputs import ClockStatus, EngineInput, PlanUpdate
 from gateway.rules.outputs import RuleOutput
 from homecall.clock import Clock, SystemClock, clock_from_spec
 from homecall.observations import (
@@ -64,6 +65,8 @@ from homecall.wire import (
 log = logging.getLogger(__name__)
 
 _BATCH_MAX = 512
+#: Engine inputs between state snapshots at most (a snapshot also follows every heartbeat).
+_SNAPSHOT_EVERY = 2000
 
 
 @dataclass
@@ -153,6 +156,14 @@ class GatewayDaemon:
             clock=clock,
         )
         self._held: list[NewEvent] = []  # events the journal could not take (disk full)
+        self._held_inputs: list[tuple[int, str]] = []
+        # Engine inputs since the last snapshot: journalled with the events they produce, so
+        # a tap costs a small row rather than a full state save (see gateway/rules/codec.py).
+        self._inputs: list[tuple[int, str]] = []
+        self._input_n = 0
+        self._snapshot_upto = 0
+        self._snapshot_extra: dict[str, str] = {}  # e.g. a new plan, saved with the next one
+        self._snapshot_wanted = False
         self._rejected_plan: str | None = None  # sha256 of the last plan payload rejected
         self._clock_checked = time.monotonic()
         self.outbox = Outbox(self.gateway_id, self.journal, config.broker, self.post)
@@ -178,9 +189,26 @@ class GatewayDaemon:
             except PlanError as err:
                 log.error("stored plan unreadable, waiting for a new one: %s", err)
         state_text = self.journal.get_state("engine")
+        upto = int(self.journal.get_state("engine_upto") or 0)
+        state = initial_state(self.plan, clock_ok=self.clock_ok)
         if state_text:
-            return HouseholdState.from_json(state_text)
-        return initial_state(self.plan, clock_ok=self.clock_ok)
+            try:
+                state = HouseholdState.from_json(state_text, self.plan)
+            except (ValueError, KeyError) as err:
+                log.error("stored engine state unreadable, starting from the plan: %s", err)
+        replay = self.journal.inputs_after(upto)
+        for n, text in replay:
+            try:
+                item, now = decode_input(text)
+                state, _, _ = step(state, item, now)
+            except (InputCodecError, ValueError) as err:
+                log.error("engine replay stopped at input %d: %s", n, err)
+                break
+        if replay:
+            log.info("engine state rebuilt: snapshot + %d journalled input(s)", len(replay))
+        self._input_n = replay[-1][0] if replay else upto
+        self._snapshot_upto = upto
+        return state
 
     def _make_drivers(self) -> None:
         cfg = self.config
@@ -229,9 +257,13 @@ class GatewayDaemon:
                       "salvaged_last_seq": damage.salvaged_last_seq,
                       "recovered": damage.recovered},
             ))
-        self._record(started)
-        # Fire anything that fell due while we were down, then arm the next deadline.
-        self._engine(None, self.clock.now())
+        # Tell the engine the clock's state, fire anything that fell due while we were down
+        # (journalled like any other outputs), then arm the next deadline.
+        now = self.clock.now()
+        started += self._to_new_events(self._engine(ClockStatus(self.clock_ok), now))
+        started += self._to_new_events(self._engine(None, now))
+        self._journal_append(started, inputs=self._take_inputs())
+        self.outbox.pump()
         for driver in self.drivers:
             driver.start()
         self.outbox.start()
@@ -251,6 +283,7 @@ class GatewayDaemon:
                 driver.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+        self._snapshot()
         self.outbox.stop(StatusMessage(gateway_id=self.gateway_id, state="offline",
                                        time=self.clock.now(), boot_id=self.boot_id))
         self.journal.close()
@@ -284,12 +317,10 @@ class GatewayDaemon:
     def _process(self, batch: list[Any]) -> None:
         pending: list[NewEvent] = []
         feedback: list[str] = []
-        state_changed = False
         for item in batch:
             if isinstance(item, (TagRead, ContactChange, ButtonPress)):
                 pending.extend(self._telemetry(item))
                 outputs = self._engine(item, item.at)
-                state_changed = True
                 pending.extend(self._to_new_events(outputs))
                 if isinstance(item, TagRead):
                     feedback.append(_feedback_for(outputs))
@@ -297,25 +328,25 @@ class GatewayDaemon:
                 pending.extend(self._telemetry(item))
             elif isinstance(item, _Tick):
                 outputs = self._engine(None, self.clock.now())
-                state_changed = True
                 pending.extend(self._to_new_events(outputs))
             elif isinstance(item, _Heartbeat):
-                self._heartbeat()
+                pending.extend(self._heartbeat())
             elif isinstance(item, OutboxMessage.__args__):
                 incoming = self.outbox.handle(item)
                 if isinstance(incoming, Incoming):
                     pending.extend(self._on_incoming(incoming))
-                    state_changed = True
                 elif isinstance(incoming, PositionKnown):
                     pending.extend(self._on_position(incoming))
                 if isinstance(item, Connected):
-                    self._heartbeat()  # central answers with an ack: where it stands
+                    pending.extend(self._heartbeat())  # central answers: where it stands
             else:
                 log.error("core: ignored unknown message %r", item)
         journalled = True
-        if pending or state_changed or self._held:
-            state = {"engine": self.state.to_json()} if state_changed else None
-            journalled = self._journal_append(pending, state)
+        if pending or self._inputs or self._held or self._held_inputs:
+            journalled = self._journal_append(pending, inputs=self._take_inputs())
+        # Only now, with the events of every input journalled, may a snapshot cover them.
+        if self._snapshot_wanted or self._input_n - self._snapshot_upto >= _SNAPSHOT_EVERY:
+            self._snapshot()
         self.outbox.pump()
         if self.hub is not None:
             for outcome in feedback:
@@ -324,18 +355,21 @@ class GatewayDaemon:
                     self.hub.feedback(outcome if journalled else "fault")
 
     def _journal_append(self, events: list[NewEvent], state: dict[str, str] | None = None,
-                        ) -> bool:
+                        inputs: list[tuple[int, str]] | None = None) -> bool:
         """Journal ``events`` after any held back earlier. On a full disk the events are held
         in memory and retried (every second and with every batch); nothing is thrown away."""
         events = [*self._held, *events]
+        inputs = [*self._held_inputs, *(inputs or [])]
         try:
-            self.journal.append(events, clock_ok=self.clock_ok, state=state)
+            self.journal.append(events, clock_ok=self.clock_ok, state=state, inputs=inputs)
         except JournalError as err:
             if len(self._held) != len(events):
                 log.critical("journal write failed, %d event(s) held in memory: %s",
                              len(events), err)
             self._held = events
+            self._held_inputs = inputs
             return False
+        self._held_inputs = []
         if self._held:
             log.warning("journal writable again: %d held event(s) journalled", len(self._held))
         self._held = []
@@ -352,6 +386,9 @@ class GatewayDaemon:
 
     def _engine(self, item: EngineInput | None, now: datetime) -> list[RuleOutput]:
         self.state, outputs, deadline = step(self.state, item, now)
+        if not isinstance(item, PlanUpdate):  # a plan update is followed by a snapshot
+            self._input_n += 1
+            self._inputs.append((self._input_n, encode_input(item, now)))
         if deadline != self.next_deadline:
             self.next_deadline = deadline
             self._arm(deadline)
@@ -375,6 +412,28 @@ class GatewayDaemon:
             replace_existing=True,
             misfire_grace_time=None,
         )
+
+    def _take_inputs(self) -> list[tuple[int, str]]:
+        inputs, self._inputs = self._inputs, []
+        return inputs
+
+    def _snapshot(self) -> None:
+        """Save the engine state as of the last input; the journalled inputs it covers go.
+
+        Call only when every input's events are journalled (end of a batch, shutdown).
+        """
+        if self._held_inputs or (self._input_n == self._snapshot_upto and not self._snapshot_extra):
+            return  # nothing new, or the journal is not taking writes right now
+        state = {"engine": self.state.to_json(include_plan=False), **self._snapshot_extra}
+        try:
+            self.journal.snapshot(state, self._input_n)
+        except JournalError as err:
+            log.warning("engine snapshot deferred: %s", err)
+            return
+        self._snapshot_extra = {}
+        self._snapshot_wanted = False
+        self._snapshot_upto = self._input_n
+        self._inputs.clear()  # covered by the snapshot
 
     def _record(self, events: list[NewEvent]) -> None:
         self._journal_append(events)
@@ -456,20 +515,27 @@ class GatewayDaemon:
             return []
         self.plan = plan
         outputs = self._engine(PlanUpdate(plan), now)
-        self._journal_append([], state={"plan": plan.model_dump_json()})
+        # The plan and the engine state that follows it are saved together (end of this
+        # batch), so a replay of journalled inputs never crosses a plan change.
+        self._snapshot_extra["plan"] = plan.model_dump_json()
+        self._snapshot_wanted = True
         log.info("plan version %d in force (%d visits) from %s", plan.version, len(plan.visits),
                  source)
         return [NewEvent(EventType.PLAN_APPLIED, now, mono,
                          data={"version": plan.version, "visits": len(plan.visits),
                                "source": source}), *self._to_new_events(outputs)]
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self) -> list[NewEvent]:
+        """Publish the status; re-check the clock (its change is an engine input)."""
+        events: list[NewEvent] = []
         if self.config.clock_ok == "auto" and time.monotonic() - self._clock_checked > 60:
             self._clock_checked = time.monotonic()
             synced = detect_clock_ok(self.clock, "auto")
             if synced != self.clock_ok:
                 log.warning("wall clock %s", "synchronised" if synced else "no longer in sync")
                 self.clock_ok = synced
+                events += self._to_new_events(self._engine(ClockStatus(synced), self.clock.now()))
+        self._snapshot_wanted = True
         devices: list[DeviceStatus] = [d.status() for d in self.drivers]
         status = StatusMessage(
             gateway_id=self.gateway_id,
@@ -491,6 +557,7 @@ class GatewayDaemon:
                 write_device_states(self.config.device_state_file, self.drivers)
             except OSError as err:
                 log.warning("cannot write device state file: %s", err)
+        return events
 
 
 def _feedback_for(outputs: list[RuleOutput]) -> str:

@@ -29,7 +29,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS gaps (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS inputs (n INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
 
 
@@ -354,8 +355,13 @@ class Journal:
         *,
         clock_ok: bool,
         state: dict[str, str] | None = None,
+        inputs: Sequence[tuple[int, str]] = (),
     ) -> list[EventEnvelope]:
         """Journal ``events`` (and optional state values) in one durable transaction.
+
+        ``inputs`` are the rules engine's inputs that produced the events, numbered: they
+        are committed with the events, so after a crash the engine state is the last
+        :meth:`snapshot` replayed with :meth:`inputs_after` (see gateway/daemon.py).
 
         Raises :class:`JournalFull` only when the disk is full even after shedding every
         sheddable event; nothing is then written (the caller keeps the events and retries).
@@ -363,7 +369,7 @@ class Journal:
         events = list(events)
         with self._lock:
             try:
-                return self._append_locked(events, clock_ok, state)
+                return self._append_locked(events, clock_ok, state, inputs)
             except sqlite3.OperationalError as err:
                 if not _is_full(err):
                     raise JournalError(f"journal write failed: {err}") from err
@@ -375,22 +381,27 @@ class Journal:
                 if not shed:
                     raise JournalFull(f"journal full and nothing left to shed: {err}") from err
             try:
-                return self._append_locked(events, clock_ok, state)
+                return self._append_locked(events, clock_ok, state, inputs)
             except sqlite3.OperationalError as err:
                 if _is_full(err):
                     raise JournalFull(f"journal still full after shedding: {err}") from err
                 raise JournalError(f"journal write failed: {err}") from err
 
     def _append_locked(
-        self, events: list[NewEvent], clock_ok: bool, state: dict[str, str] | None
+        self, events: list[NewEvent], clock_ok: bool, state: dict[str, str] | None,
+        inputs: Sequence[tuple[int, str]] = (),
     ) -> list[EventEnvelope]:
         envelopes, rows, seq, head = self._envelopes(events, clock_ok)
-        if not rows and not state:
+        if not rows and not state and not inputs:
             return []
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             if rows:
                 self._insert(rows, seq, head)
+            if inputs:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO inputs(n, body) VALUES(?, ?)", inputs
+                )
             for key, value in (state or {}).items():
                 self._conn.execute(
                     "INSERT INTO state(key, value) VALUES(?, ?) "
@@ -716,6 +727,32 @@ class Journal:
                 "ORDER BY seq DESC LIMIT ?", (max(after_seq, self._acked_seq), upto, limit),
             ).fetchall()
         return [JournalEntry(int(r[0]), str(r[1]), bytes(r[2]), int(r[0])) for r in rows]
+
+    def snapshot(self, state: dict[str, str], upto_input: int) -> None:
+        """Store the engine's state as of input ``upto_input`` and forget the inputs it covers."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for key, value in {**state, "engine_upto": str(upto_input)}.items():
+                    self._conn.execute(
+                        "INSERT INTO state(key, value) VALUES(?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                        (key, value),
+                    )
+                self._conn.execute("DELETE FROM inputs WHERE n <= ?", (upto_input,))
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise JournalError(f"journal snapshot failed: {err}") from err
+
+    def inputs_after(self, upto_input: int) -> list[tuple[int, str]]:
+        """Engine inputs journalled after the snapshot covering ``upto_input``, in order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT n, body FROM inputs WHERE n > ? ORDER BY n", (upto_input,)
+            ).fetchall()
+        return [(int(n), str(body)) for n, body in rows]
 
     def get_state(self, key: str) -> str | None:
         with self._lock:
