@@ -31,7 +31,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,14 @@ from paho.mqtt.properties import Properties
 
 from gateway import GatewayError
 from gateway.delivery.journal import Journal
-from homecall.wire import AckMessage, Channel, StatusMessage, WireError, topic
+from homecall.wire import (
+    AckMessage,
+    Channel,
+    EventEnvelope,
+    StatusMessage,
+    WireError,
+    topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -319,9 +326,13 @@ class Outbox:
             self._early = {s for s in self._early if s > ack.seq}
         return known
 
-    def pump(self) -> int:
+    def pump(self, fresh: Sequence[EventEnvelope] = ()) -> int:
         """Publish: newest unsent alerts first, then unacked events in seq order, within the
-        in-flight window."""
+        in-flight window.
+
+        ``fresh`` are events the caller has just journalled: when they are exactly the next
+        ones to send (no backlog), they go out as they are, without reading them back.
+        """
         if not self.connected:
             return 0
         now = time.monotonic()
@@ -349,6 +360,22 @@ class Outbox:
             self._last_progress = now
         sent = 0
         events_topic = topic(self.gateway_id, Channel.EVENTS)
+        if (
+            fresh
+            and not self._early
+            and fresh[0].seq == self._sent_upto + 1
+            and fresh[-1].seq <= upto
+            and len(fresh) <= room
+        ):
+            for envelope in fresh:
+                info = self._client.publish(events_topic, envelope.to_bytes(), qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                self._inflight[info.mid] = envelope.seq
+                self._sent_upto = envelope.seq
+                sent += 1
+            self.published += sent
+            return sent
         # Alerts jump the queue (newest first) when they are not next in line anyway.
         for entry in self.journal.pending_alerts(self._sent_upto + room, limit=room):
             if entry.seq in self._early:
