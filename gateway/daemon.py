@@ -135,6 +135,23 @@ def detect_clock_ok(clock: Clock, mode: str) -> bool:
     return False
 
 
+def _release_free_memory() -> None:
+    """Give freed heap pages back to the OS (glibc keeps them after a burst otherwise)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
+
+
 def read_boot_id(clock: Clock) -> str:
     if isinstance(clock, SystemClock):
         with contextlib.suppress(OSError):
@@ -548,6 +565,8 @@ class GatewayDaemon:
                 self.clock_ok = synced
                 events += self._to_new_events(self._engine(ClockStatus(synced), self.clock.now()))
         self._snapshot_wanted = True
+        if self.inbox.empty():
+            _release_free_memory()  # a quiet moment after a burst: keep the footprint small
         devices: list[DeviceStatus] = [d.status() for d in self.drivers]
         status = StatusMessage(
             gateway_id=self.gateway_id,
