@@ -16,9 +16,11 @@ gateway is published again, so a broker that lost its retained messages gets the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +100,10 @@ class Ingest:
         if reason_code.is_failure:
             log.error("broker refused central: %s", reason_code)
             return
+        sock = client.socket()
+        if isinstance(sock, socket.socket):  # acks go out at once, not behind Nagle
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.subscribe([(SHARED_EVENTS_SUBSCRIPTION, 1), (ALL_STATUS_SUBSCRIPTION, 1)])
         self._queue.put(_Republish())
         self.connected.set()

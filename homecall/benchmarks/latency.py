@@ -82,9 +82,15 @@ class _Listener:
         self.client.on_message = self._on_message
         self.topics = [(topic(gateway_id, Channel.EVENTS), 1), (topic(gateway_id, Channel.ACK), 1)]
         # (Re)subscribe on every connect: the broker restart in the outage test ends our session.
-        self.client.on_connect = lambda client, *_: client.subscribe(self.topics)
+        self.client.on_connect = self._on_connect
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
+
+    def _on_connect(self, client: Any, *_: Any) -> None:
+        import socket
+
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.subscribe(self.topics)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         now = time.monotonic()
