@@ -29,7 +29,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -823,21 +823,26 @@ def _salvage_events(path: Path, gateway_id: str) -> list[EventEnvelope]:
     """Intact events found in the raw bytes of a damaged journal and its WAL: each is parsed
     and its hash verified, so nothing garbled is ever re-published. Sorted by seq."""
     found: dict[int, EventEnvelope] = {}
+    for raw in _raw_matches(path, _PAYLOAD_RE, gateway_id):
+        try:
+            envelope = EventEnvelope.from_bytes(raw)
+        except ValueError:
+            continue
+        if envelope.verify_hash():
+            found[envelope.seq] = envelope
+    return [found[seq] for seq in sorted(found)]
+
+
+def _raw_matches(path: Path, pattern: re.Pattern[bytes], gateway_id: str) -> Iterator[bytes]:
+    """Byte runs matching ``pattern`` for this gateway in a journal file and its WAL."""
     for suffix in ("", "-wal"):
         try:
             raw = Path(str(path) + suffix).read_bytes()
         except OSError:
             continue
-        for match in _PAYLOAD_RE.finditer(raw):
-            if match.group(1).decode() != gateway_id:
-                continue
-            try:
-                envelope = EventEnvelope.from_bytes(match.group(0))
-            except ValueError:
-                continue
-            if envelope.verify_hash():
-                found[envelope.seq] = envelope
-    return [found[seq] for seq in sorted(found)]
+        for match in pattern.finditer(raw):
+            if match.group(1).decode() == gateway_id:
+                yield match.group(0)
 
 
 _GAP_RE = re.compile(rb'\{"v":1,"gap":"(?:dropped|lost)","gateway_id":"([a-z0-9-]{3,64})",'
@@ -847,20 +852,13 @@ _GAP_RE = re.compile(rb'\{"v":1,"gap":"(?:dropped|lost)","gateway_id":"([a-z0-9-
 def _salvage_gaps(path: Path, gateway_id: str) -> list[EventGap]:
     """Gap tombstones found in the raw bytes of a damaged journal (and its WAL)."""
     found: dict[int, EventGap] = {}
-    for suffix in ("", "-wal"):
+    for raw in _raw_matches(path, _GAP_RE, gateway_id):
         try:
-            raw = Path(str(path) + suffix).read_bytes()
-        except OSError:
+            gap = EventGap.from_bytes(raw)
+        except ValueError:
             continue
-        for match in _GAP_RE.finditer(raw):
-            if match.group(1).decode() != gateway_id:
-                continue
-            try:
-                gap = EventGap.from_bytes(match.group(0))
-            except ValueError:
-                continue
-            if gap.first_seq not in found or found[gap.first_seq].last_seq < gap.last_seq:
-                found[gap.first_seq] = gap
+        if gap.first_seq not in found or found[gap.first_seq].last_seq < gap.last_seq:
+            found[gap.first_seq] = gap
     return [found[k] for k in sorted(found)]
 
 

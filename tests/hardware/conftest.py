@@ -17,18 +17,12 @@ from gateway.drivers.nfc_reader import NfcReaderDriver
 from gateway.drivers.sensor_hub import SensorHubDriver
 from homecall.carer_token import generate_signing_key
 from homecall.clock import ManualClock
+from tests.conftest import wait_for as shared_wait_for
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 3.0, what: str = "condition") -> Any:
     """Poll ``predicate`` every 5 ms until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.005)
+    return shared_wait_for(predicate, timeout=timeout, interval=0.005, message=what)
 
 
 class Sink:
