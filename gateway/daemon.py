@@ -260,7 +260,12 @@ class GatewayDaemon:
         self._make_drivers()
         if self.config.plan_file is not None and self.plan is None:
             self._apply_plan_bytes(self.config.plan_file.read_bytes(), source="file")
-        self._scheduler = BackgroundScheduler(timezone=UTC)
+        from apscheduler.executors.pool import ThreadPoolExecutor
+
+        # Jobs only post to the core queue: one worker thread is enough (default: up to 10).
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=1)}
+        )
         self._scheduler.add_job(
             self.post,
             "interval",

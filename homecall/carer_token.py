@@ -9,7 +9,7 @@ without importing any driver. A token is one NFC Forum external-type record
     | carer id length (1 byte) | carer id (UTF-8) | Ed25519 signature (64 bytes)
 
 The signature covers ``b"homecall/carer-token/v1\\x00"`` followed by every payload byte
-before it. Keys are raw 32-byte Ed25519 keys (``cryptography``). A token with a carer id of
+before it. Keys are raw 32-byte Ed25519 keys (``homecall.signing``). A token with a carer id of
 20 characters is a 94-byte NDEF message, which fits an NTAG213's 144 bytes.
 """
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from homecall import signing
 
 TOKEN_RECORD_TYPE = b"homecall.uk:ct"  # NDEF TNF 4 (external), i.e. urn:nfc:ext:homecall.uk:ct
 TOKEN_VERSION = 1
@@ -38,33 +40,15 @@ class TokenFields:
 
 def generate_signing_key() -> tuple[bytes, bytes]:
     """A fresh Ed25519 key pair as (private raw 32 bytes, public raw 32 bytes)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.Raw,
-        serialization.PrivateFormat.Raw,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return private, public
+    return signing.generate_key_pair()
 
 
 def public_key_for(private_key: bytes) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.from_private_bytes(private_key)
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return signing.public_key_for(private_key)
 
 
 def token_payload(private_key: bytes, carer_id: str, expires_at: datetime) -> bytes:
     """The signed record payload for ``carer_id``, valid until ``expires_at`` (aware)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     if expires_at.tzinfo is None:
         raise CarerTokenError("expires_at must be timezone-aware")
     ident = carer_id.encode("utf-8")
@@ -74,7 +58,7 @@ def token_payload(private_key: bytes, carer_id: str, expires_at: datetime) -> by
     if not 0 < expires < 2**32:
         raise CarerTokenError("expiry out of range")
     head = bytes([TOKEN_VERSION]) + expires.to_bytes(4, "big") + bytes([len(ident)]) + ident
-    signature = Ed25519PrivateKey.from_private_bytes(private_key).sign(SIGNATURE_CONTEXT + head)
+    signature = signing.sign(private_key, SIGNATURE_CONTEXT + head)
     return head + signature
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from homecall import signing
 from homecall.tags import TagError, canonical_tag, tag_digest
 from homecall.wire import WireError, validate_gateway_id
 
@@ -274,34 +275,26 @@ def plan_signing_bytes(plan: GatewayPlan) -> bytes:
 
 def sign_plan(plan: GatewayPlan, private_key: bytes) -> GatewayPlan:
     """``plan`` with ``signature`` set (hex Ed25519 over :func:`plan_signing_bytes`)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     try:
-        key = Ed25519PrivateKey.from_private_bytes(private_key)
-    except ValueError as err:
+        signature = signing.sign(private_key, plan_signing_bytes(plan))
+    except signing.SigningError as err:
         raise PlanError(f"plan signing key is not a raw 32-byte Ed25519 key: {err}") from err
-    signature = key.sign(plan_signing_bytes(plan))
     return plan.model_copy(update={"signature": signature.hex()})
 
 
 def verify_plan(plan: GatewayPlan, public_key: bytes) -> None:
     """Raise :class:`PlanError` unless ``plan`` carries a valid signature by ``public_key``."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     if not plan.signature:
         raise PlanError("plan is not signed")
     try:
         signature = bytes.fromhex(plan.signature)
     except ValueError as err:
         raise PlanError("plan signature is not hex") from err
+    if len(public_key) != signing.KEY_BYTES:
+        raise PlanError("plan public key is not a raw 32-byte Ed25519 key")
     try:
-        key = Ed25519PublicKey.from_public_bytes(public_key)
-    except ValueError as err:
-        raise PlanError(f"plan public key is not a raw 32-byte Ed25519 key: {err}") from err
-    try:
-        key.verify(signature, plan_signing_bytes(plan))
-    except InvalidSignature as err:
+        signing.verify(public_key, plan_signing_bytes(plan), signature)
+    except signing.SigningError as err:
         raise PlanError("plan signature does not verify against central's key") from err
 
 

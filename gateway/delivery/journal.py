@@ -199,6 +199,9 @@ class Journal:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
+            # The hot pages are the newest events: a 512 KiB page cache (default 2 MiB) is
+            # plenty and keeps the gateway's memory small.
+            conn.execute("PRAGMA cache_size=-512")
             if not fresh:
                 verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
                 if verdict != "ok":

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from homecall import signing
 from homecall.carer_token import TOKEN_RECORD_TYPE, CarerTokenError, parse_token_payload
 
 
@@ -76,12 +77,9 @@ def check_carer_token(message: bytes | None, public_key: bytes | None, now: date
         fields = parse_token_payload(payloads[0])
     except CarerTokenError:
         return TokenCheck(None, "malformed")
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(fields.signature, fields.signed)
-    except (InvalidSignature, ValueError):
+        signing.verify(public_key, fields.signed, fields.signature)
+    except signing.SigningError:
         return TokenCheck(None, "forged")
     if now >= fields.expires_at:
         return TokenCheck(None, "expired")
