@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import tempfile
 import threading
@@ -49,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         print("homecall demo: --speed must be positive", file=sys.stderr)
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="homecall-demo-"))
+    # Stopped by a signal (a terminal closed, `timeout`, systemd): stop everything we started,
+    # exactly as Ctrl-C does, rather than leaving broker, central and gateway running.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         report, stack = play(scenario, args.speed, workdir, http_port=args.http_port)
     except StackError as err:
@@ -71,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stack.stop()
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def play(scenario: Any, speed: float, workdir: Path, *, http_port: int | None = None,
