@@ -76,6 +76,7 @@ class _Listener:
         self.seq_of_tag: dict[str, int] = {}
         self.ack_times: list[tuple[float, int]] = []
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-listener",
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(CENTRAL_USER, broker.passwords[CENTRAL_USER])
@@ -103,6 +104,7 @@ class _Listener:
                 self.event_counts[tag] = self.event_counts.get(tag, 0) + 1
                 self.event_times.setdefault(tag, now)
                 self.seq_of_tag[tag] = int(payload["seq"])
+            self.arrived.notify_all()
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -170,18 +172,21 @@ def run(args: argparse.Namespace) -> int:
             sent = time.monotonic()
             reader.send_raw(encode_frame(tag.split(":")[1]))
             limit = sent + 5
-            while key not in listener.event_times and time.monotonic() < limit:
-                time.sleep(0.0002)
+            # Block (no busy polling: the harness must not steal the gateway's CPU); arrival
+            # times are stamped in the listener's callback.
+            with listener.arrived:
+                listener.arrived.wait_for(lambda key=key: key in listener.event_times,
+                                          timeout=max(0.0, limit - time.monotonic()))
             if key in listener.event_times:
                 to_broker.append((listener.event_times[key] - sent) * 1000)
                 seq = listener.seq_of_tag[key]
-                while time.monotonic() < limit:
-                    with listener.lock:
-                        acked = [t for t, s in listener.ack_times if s >= seq]
-                    if acked:
-                        to_central.append((min(acked) - sent) * 1000)
-                        break
-                    time.sleep(0.0005)
+                with listener.arrived:
+                    listener.arrived.wait_for(
+                        lambda seq=seq: any(s >= seq for _, s in listener.ack_times),
+                        timeout=max(0.0, limit - time.monotonic()))
+                    acked = [t for t, s in listener.ack_times if s >= seq]
+                if acked:
+                    to_central.append((min(acked) - sent) * 1000)
             time.sleep(args.interval)
         results["taps"] = args.taps
         results["frame_to_broker_ms"] = {
