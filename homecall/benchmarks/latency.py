@@ -106,6 +106,23 @@ class _Listener:
                 self.seq_of_tag[tag] = int(payload["seq"])
             self.arrived.notify_all()
 
+    def wait_event(self, key: str, deadline: float) -> float | None:
+        """When the event for ``key`` arrived (monotonic), waiting until ``deadline``."""
+        with self.arrived:
+            while key not in self.event_times and time.monotonic() < deadline:
+                self.arrived.wait(deadline - time.monotonic())
+            return self.event_times.get(key)
+
+    def wait_ack(self, seq: int, deadline: float) -> float | None:
+        """When the first ack covering ``seq`` arrived (monotonic), waiting until ``deadline``."""
+        with self.arrived:
+            while time.monotonic() < deadline:
+                covering = [t for t, acked in self.ack_times if acked >= seq]
+                if covering:
+                    return min(covering)
+                self.arrived.wait(deadline - time.monotonic())
+        return None
+
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
@@ -174,19 +191,12 @@ def run(args: argparse.Namespace) -> int:
             limit = sent + 5
             # Block (no busy polling: the harness must not steal the gateway's CPU); arrival
             # times are stamped in the listener's callback.
-            with listener.arrived:
-                listener.arrived.wait_for(lambda key=key: key in listener.event_times,
-                                          timeout=max(0.0, limit - time.monotonic()))
-            if key in listener.event_times:
-                to_broker.append((listener.event_times[key] - sent) * 1000)
-                seq = listener.seq_of_tag[key]
-                with listener.arrived:
-                    listener.arrived.wait_for(
-                        lambda seq=seq: any(s >= seq for _, s in listener.ack_times),
-                        timeout=max(0.0, limit - time.monotonic()))
-                    acked = [t for t, s in listener.ack_times if s >= seq]
-                if acked:
-                    to_central.append((min(acked) - sent) * 1000)
+            arrived = listener.wait_event(key, limit)
+            if arrived is not None:
+                to_broker.append((arrived - sent) * 1000)
+                acked = listener.wait_ack(listener.seq_of_tag[key], limit)
+                if acked is not None:
+                    to_central.append((acked - sent) * 1000)
             time.sleep(args.interval)
         results["taps"] = args.taps
         results["frame_to_broker_ms"] = {
