@@ -203,6 +203,7 @@ class GatewayDaemon:
 
     def _restore_state(self) -> HouseholdState:
         plan_text = self.journal.get_state("plan")
+        self._plan_source = self.journal.get_state("plan_source") or "central"
         if plan_text:
             try:
                 self.plan = GatewayPlan.from_bytes(plan_text)
@@ -257,10 +258,12 @@ class GatewayDaemon:
         # Hand the GIL over sooner (default 5 ms): a tap waiting on the driver or paho thread
         # should not queue behind a burst of core work.
         sys.setswitchinterval(0.0005)
-        self._make_drivers()
-        if self.config.plan_file is not None and self.plan is None:
-            self._apply_plan_bytes(self.config.plan_file.read_bytes(), source="file")
         from apscheduler.executors.pool import ThreadPoolExecutor
+
+        self._make_drivers()
+        plan_events: list[NewEvent] = []
+        if self.config.plan_file is not None and self.plan is None:
+            plan_events = self._apply_plan_bytes(self.config.plan_file.read_bytes(), source="file")
 
         # Jobs only post to the core queue: one worker thread is enough (default: up to 10).
         self._scheduler = BackgroundScheduler(
@@ -275,7 +278,8 @@ class GatewayDaemon:
         )
         self._scheduler.start()
         started = [NewEvent(EventType.GATEWAY_STARTED, self.clock.now(), self.clock.monotonic(),
-                            data={"boot_id": self.boot_id, "clock_ok": self.clock_ok})]
+                            data={"boot_id": self.boot_id, "clock_ok": self.clock_ok}),
+                   *plan_events]
         damage = self.journal.damage
         if damage is not None:
             started.append(NewEvent(
@@ -469,10 +473,6 @@ class GatewayDaemon:
         self._snapshot_upto = self._input_n
         self._inputs.clear()  # covered by the snapshot
 
-    def _record(self, events: list[NewEvent]) -> None:
-        self._journal_append(events)
-        self.outbox.pump(self._take_fresh())
-
     def _to_new_events(self, outputs: list[RuleOutput]) -> list[NewEvent]:
         mono = self.clock.monotonic()
         return [
@@ -545,13 +545,20 @@ class GatewayDaemon:
             return [NewEvent(EventType.PLAN_REJECTED, now, mono,
                              data={"reason": str(err), "source": source, "sha256": digest,
                                    "in_force": self.plan.version if self.plan else None})]
-        if self.plan is not None and plan.version <= self.plan.version and source == "central":
+        if (
+            source == "central"
+            and self.plan is not None
+            and self._plan_source == "central"  # a plan from a file never outranks central's
+            and plan.version <= self.plan.version
+        ):
             return []
         self.plan = plan
         outputs = self._engine(PlanUpdate(plan), now)
         # The plan and the engine state that follows it are saved together (end of this
         # batch), so a replay of journalled inputs never crosses a plan change.
+        self._plan_source = source
         self._snapshot_extra["plan"] = plan.model_dump_json()
+        self._snapshot_extra["plan_source"] = source
         self._snapshot_wanted = True
         log.info("plan version %d in force (%d visits) from %s", plan.version, len(plan.visits),
                  source)
