@@ -642,7 +642,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock-ok", choices=["auto", "yes", "no"], default="auto")
     parser.add_argument("--heartbeat", type=float, default=10.0, help="seconds (real time)")
     parser.add_argument("--journal-sync", choices=["FULL", "NORMAL", "EXTRA"], default="FULL")
-    parser.add_argument("--device-state-file", type=Path)
+    parser.add_argument("--device-state-file", type=Path,
+                        help="where `homecall gateway devices` reads device health "
+                             "(default: devices.json beside the journal)")
     parser.add_argument("--token-public-key", type=Path, help="central's carer-token public key")
     parser.add_argument("--plan-public-key", type=Path,
                         help="central's Ed25519 public key (raw or hex) that plans must be signed "
@@ -675,7 +677,7 @@ def run(args: argparse.Namespace) -> int:
         clock_ok=args.clock_ok,
         heartbeat_s=args.heartbeat,
         journal_sync=args.journal_sync,
-        device_state_file=args.device_state_file,
+        device_state_file=args.device_state_file or args.journal.parent / "devices.json",
         token_public_key=args.token_public_key.read_bytes() if args.token_public_key else None,
         journal_budget_bytes=args.journal_budget,
         journal_max_bytes=args.journal_max_bytes,
