@@ -170,17 +170,17 @@ def test_flood_does_not_block_later_events(
         ("fault", ["led:red:blink", "buzz:long"]),
     ],
 )
-def test_feedback_pattern_reaches_the_hub_within_300_ms(
+def test_feedback_pattern_per_outcome_reaches_the_hub(
     hub_sim: SimulatedHub, hub_driver: SensorHubDriver, outcome: str, signals: list[str]
 ) -> None:
-    started = time.monotonic()
+    # How fast (the 300 ms budget) is measured by `homecall bench hardware`, not asserted here.
     hub_driver.feedback(outcome)  # type: ignore[arg-type]
     wait_for(lambda: len(hub_sim.feedback_log) >= len(signals), timeout=1)
     assert hub_sim.feedback_signals() == signals
-    assert hub_sim.feedback_log[-1].mono - started < 0.3
 
 
-def test_stop_is_prompt(hub_driver: SensorHubDriver) -> None:
-    started = time.monotonic()
+def test_stop_ends_the_driver_thread(hub_driver: SensorHubDriver) -> None:
+    thread = hub_driver._thread
+    assert thread is not None and thread.is_alive()
     hub_driver.stop()
-    assert time.monotonic() - started < 0.5
+    assert not thread.is_alive()
