@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
 
 test-long: setup
