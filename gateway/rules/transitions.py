@@ -410,6 +410,10 @@ def _door_left_open(d: Draft, dl: Deadline, now: datetime) -> None:
 # --------------------------------------------------------------------------- inputs
 
 
+#: Distinct tags remembered for debouncing at most; a household has a handful of carers.
+DEBOUNCE_MAX_TAGS = 64
+
+
 def _tag_read(d: Draft, read: TagRead, now: datetime) -> None:
     debounce = d.index.policy.debounce_s
     key = tag_key(read.tag, "" if d.plan is None else d.plan.tag_salt)
@@ -419,6 +423,10 @@ def _tag_read(d: Draft, read: TagRead, now: datetime) -> None:
     keep = timedelta(seconds=debounce)
     d.tag_seen = {k: t for k, t in d.tag_seen.items() if timedelta(0) <= now - t < keep}
     d.tag_seen[key] = now
+    while len(d.tag_seen) > DEBOUNCE_MAX_TAGS:
+        # A flood of distinct tags (a fault or an attack, never carers) must not make every
+        # step slower: forget the least recently seen (ties by key, so a restart agrees).
+        del d.tag_seen[min(d.tag_seen, key=lambda k: (d.tag_seen[k], k))]
     carer_id, by_token = resolve_carer(d.plan, read)
     if carer_id is None:
         d.emit(
