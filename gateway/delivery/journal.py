@@ -785,11 +785,15 @@ class Journal:
 
 
 def _seal(body: dict[str, Any], prev_hash: str) -> EventEnvelope:
-    """Validate an event body and chain it to ``prev_hash``."""
-    envelope = EventEnvelope.model_validate({**body, "prev_hash": prev_hash, "hash": "0" * 64})
-    # Hash what the wire will carry (the validated model's JSON form).
-    digest = chain_hash(prev_hash, envelope.body_for_hash())
-    return envelope.model_copy(update={"hash": digest})
+    """Chain an event body to ``prev_hash`` and validate it, in one pass.
+
+    The body is built from JSON-native values in the wire's own forms (``format_utc`` times,
+    enum values), so hashing it directly gives what central recomputes from the parsed
+    envelope (``EventEnvelope.expected_hash``); central rejects any event where they differ,
+    which the end-to-end tests would show.
+    """
+    full = {**body, "prev_hash": prev_hash}
+    return EventEnvelope.model_validate({**full, "hash": chain_hash(prev_hash, full)})
 
 
 def _row(envelope: EventEnvelope) -> tuple[int, str, str, int, int, str, bytes]:
