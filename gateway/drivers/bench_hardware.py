@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from homecall.benchmarks import write_section
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taps", type=int, default=100, help="NFC taps per kind (default 100)")
@@ -106,9 +108,11 @@ def _bench_nfc(tmp: Path, taps: int) -> dict[str, dict[str, float]]:
                 raise TimeoutError("reader did not open")
             time.sleep(0.01)
         uids = [bytes.fromhex("5A000000000001"), bytes.fromhex("5A000000000002")]
+        # Each phase uses its own cards: the same card presented again at once is one hold.
+        token_uids = [bytes.fromhex("5A000000000003"), bytes.fromhex("5A000000000004")]
 
         def card(i: int) -> None:
-            reader.present_card(uids[i % 2], token, hold_s=0.3)
+            reader.present_card(token_uids[i % 2], token, hold_s=0.3)
 
         def phone(i: int) -> None:
             reader.present_phone(token, uid=bytes([0x08, 0, 0, i % 2 + 1]), hold_s=0.3)
@@ -189,22 +193,6 @@ def _markdown(results: dict[str, dict[str, float]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _replace_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == "## hardware"), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="homecall-bench-hw-") as tmp:
         results = _bench_nfc(Path(tmp), args.taps)
@@ -215,5 +203,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(_markdown(results, command))
     if args.write_docs is not None:
-        _replace_section(args.write_docs, _markdown(results, command))
+        write_section(args.write_docs, "## hardware", _markdown(results, command))
     return 0

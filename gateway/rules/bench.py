@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from homecall.benchmarks import write_section
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=7, help="days in the plan (default 7)")
@@ -179,20 +181,7 @@ def run(args: argparse.Namespace) -> int:
         slowest = max(r["seconds"] for r in best.values())
         lines += ["", f"Replaying the whole {args.days}-day backlog takes {slowest:.2f} s at "
                   "most, so after an outage the engine is not the bottleneck.", ""]
-        _replace_section(args.write_docs, "\n".join(lines))
+        write_section(args.write_docs, "## rules engine", "\n".join(lines))
     return 0
 
 
-def _replace_section(path: Path, section: str) -> None:
-    """Replace (or append) the ``## rules engine`` section, keeping the others intact."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == "## rules engine"), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(new.rstrip("\n") + "\n")

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from homecall.benchmarks import DOCS, write_section
+
 SECTION = "## gateway latency and loss"
 
 
@@ -275,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
     text = _format(results, command.strip())
     print(text)
     if args.write_docs:
-        _write_docs(text)
+        write_section(DOCS, SECTION, text)
     ok = (results["burst"]["lost"] == 0 and results["broker_outage"]["lost"] == 0
           and results["central_events_lost"] == 0)
     return 0 if ok else 1
@@ -318,14 +320,3 @@ def _format(results: dict[str, Any], command: str) -> str:
     ])
 
 
-def _write_docs(text: str) -> None:
-    path = Path("docs/benchmarks.md")
-    existing = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if SECTION in existing:
-        head, _, rest = existing.partition(SECTION)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1:] if nxt >= 0 else ""
-        existing = head + text + ("\n" + tail if tail else "")
-    else:
-        existing = existing.rstrip() + "\n\n" + text
-    path.write_text(existing)

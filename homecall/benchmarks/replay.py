@@ -33,6 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from homecall.benchmarks import DOCS, write_section
+
 SECTION = "## delivery"
 
 
@@ -267,14 +269,5 @@ def _write_docs(results: dict[str, Any], args: argparse.Namespace) -> None:
         "| measurement | value |", "| --- | ---: |",
         *(f"| {name} | {value} |" for name, value in rows), "",
     ]
-    text = "\n".join(lines)
-    path = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
-    existing = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION in existing:
-        head, _, rest = existing.partition(SECTION)
-        tail = rest.split("\n## ", 1)
-        existing = head + text + (("\n## " + tail[1]) if len(tail) > 1 else "")
-    else:
-        existing = existing.rstrip("\n") + "\n\n" + text
-    path.write_text(existing)
-    print(f"wrote {path}", file=sys.stderr)
+    write_section(DOCS, SECTION, "\n".join(lines))
+    print(f"wrote {DOCS}", file=sys.stderr)
