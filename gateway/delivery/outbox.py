@@ -379,10 +379,8 @@ class Outbox:
             and len(fresh) <= room
         ):
             for envelope in fresh:
-                info = self._client.publish(events_topic, envelope.to_bytes(), qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                if not self._send(events_topic, envelope.seq, envelope.to_bytes()):
                     break
-                self._inflight[info.mid] = envelope.seq
                 self._sent_upto = envelope.seq
                 sent += 1
             self.published += sent
@@ -391,10 +389,8 @@ class Outbox:
         for entry in self.journal.pending_alerts(self._sent_upto + room, limit=room):
             if entry.seq in self._early:
                 continue
-            info = self._client.publish(events_topic, entry.payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            if not self._send(events_topic, entry.seq, entry.payload):
                 break
-            self._inflight[info.mid] = entry.seq
             self._early.add(entry.seq)
             sent += 1
         room = self.window - len(self._inflight)
@@ -403,14 +399,20 @@ class Outbox:
                 if entry.seq in self._early:
                     self._sent_upto = entry.seq
                     continue
-                info = self._client.publish(events_topic, entry.payload, qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                if not self._send(events_topic, entry.seq, entry.payload):
                     break
-                self._inflight[info.mid] = entry.seq
                 self._sent_upto = entry.seq
                 sent += 1
         self.published += sent
         return sent
+
+    def _send(self, events_topic: str, seq: int, payload: bytes) -> bool:
+        """Hand one event to paho (QoS 1) and track it as in flight; False if paho refused."""
+        info = self._client.publish(events_topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        self._inflight[info.mid] = seq
+        return True
 
     def publish_status(self, status: StatusMessage) -> None:
         if self.connected:

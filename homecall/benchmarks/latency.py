@@ -125,6 +125,13 @@ class _Listener:
                 self.arrived.wait(deadline - time.monotonic())
         return None
 
+    def wait_all(self, wanted: set[str], deadline: float) -> set[str]:
+        """The tags of ``wanted`` whose event has arrived, waiting until all or ``deadline``."""
+        with self.arrived:
+            while not wanted <= self.event_times.keys() and time.monotonic() < deadline:
+                self.arrived.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+            return wanted & self.event_times.keys()
+
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
@@ -226,13 +233,7 @@ def run(args: argparse.Namespace) -> int:
             reader.send_raw(frame)
         send_s = time.monotonic() - start
         wanted = {redact(t) for t in burst_tags}
-        limit = time.monotonic() + 120
-        while time.monotonic() < limit:
-            with listener.lock:
-                got = wanted & set(listener.event_times)
-            if len(got) == len(wanted):
-                break
-            time.sleep(0.1)
+        got = listener.wait_all(wanted, time.monotonic() + 120)
         with listener.lock:
             dup = sum(1 for t in wanted if listener.event_counts.get(t, 0) > 1)
         results["burst"] = {"frames": args.burst, "rate_fps": args.burst / send_s,
@@ -257,13 +258,7 @@ def run(args: argparse.Namespace) -> int:
             reader.send_raw(encode_frame(tag.split(":")[1]))
             time.sleep(0.001)
         wanted = {redact(t) for t in outage_tags}
-        limit = time.monotonic() + 120
-        while time.monotonic() < limit:
-            with listener.lock:
-                got = wanted & set(listener.event_times)
-            if len(got) == len(wanted):
-                break
-            time.sleep(0.1)
+        got = listener.wait_all(wanted, time.monotonic() + 120)
         results["broker_outage"] = {"frames": len(outage_tags), "delivered": len(got),
                                     "lost": len(wanted) - len(got)}
         stack.wait_delivered(gateway_id, timeout_s=60)
