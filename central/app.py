@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from central.db.engine import Database
+from central.db.migrate import upgrade
 from central.ingest import Ingest
 from central.routers import alerts, gateways, plans, reports, visits
 from central.settings import CentralSettings
@@ -27,6 +29,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        db.check()
+        upgrade(db)  # the schema is always current before anything reads or writes
+        app.state.db = db
         store = Store(settings.db_path)
         ingest = Ingest(settings, store, clock) if with_ingest else None
         app.state.store = store
@@ -41,6 +47,7 @@ def create_app(
             if ingest is not None:
                 ingest.stop()
             store.close()
+            db.dispose()
 
     app = FastAPI(title="HomeCall central", version="0.1.0", lifespan=lifespan)
     for module in (plans, visits, alerts, gateways, reports):

@@ -6,9 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from central.db.engine import Database
 from central.ingest import Ingest
 from central.store import Store
 from homecall.clock import Clock
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
 
 
 def get_store(request: Request) -> Store:
@@ -28,6 +33,7 @@ def get_actor(request: Request) -> str:
     return request.headers.get("x-homecall-user", "system")
 
 
+DbDep = Annotated[Database, Depends(get_db)]
 StoreDep = Annotated[Store, Depends(get_store)]
 IngestDep = Annotated[Ingest | None, Depends(get_ingest)]
 ClockDep = Annotated[Clock, Depends(get_clock)]

@@ -11,6 +11,9 @@ class CentralSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOMECALL_", extra="ignore")
 
     db_path: Path = Path("var/central.db")
+    #: A SQLAlchemy URL (``postgresql+psycopg://user@host/db``); when unset, ``db_path`` is
+    #: used as an SQLite file.
+    database: str | None = None
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_user: str | None = None
@@ -21,3 +24,10 @@ class CentralSettings(BaseSettings):
     http_port: int = 8000
     ingest_batch: int = 500
     signing_key_path: Path | None = None  # raw/hex Ed25519 private key: signs gateway plans
+
+    @property
+    def database_url(self) -> str:
+        """The database central uses, as a SQLAlchemy URL."""
+        from central.db.engine import database_url
+
+        return database_url(self.database or self.db_path)

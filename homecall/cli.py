@@ -17,6 +17,7 @@ from collections.abc import Sequence
 # (group, command) -> module; group None means a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
+    ("central", "migrate"): ("central.db.migrate", "create or upgrade central's database schema"),
     ("gateway", "run"): ("gateway.daemon", "run the home gateway daemon"),
     ("gateway", "devices"): ("gateway.devices_cli", "list the gateway's devices and their state"),
     (None, "sim"): ("firmware_sim.cli", "run the device simulator / scenario player"),
@@ -91,6 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        if type(err).__module__.split(".")[0] not in _PROJECT_PACKAGES:
+            raise
+        # A project error already says what was wrong (a path, a value): one line, no trace.
+        print(f"homecall: error: {err}", file=sys.stderr)
+        return 2
+
+
+#: Packages whose own errors are reported as one line (the rest keep their traceback).
+_PROJECT_PACKAGES = frozenset({"homecall", "gateway", "central", "firmware_sim"})
 
 
 if __name__ == "__main__":

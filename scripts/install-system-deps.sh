@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages HomeCall needs (Mosquitto broker and clients) when missing.
+# Installs the Debian packages HomeCall needs (Mosquitto broker and clients, PostgreSQL)
+# when missing.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v mosquitto_passwd >/dev/null 2>&1 || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+# PostgreSQL: central's tests run its store on SQLite and on PostgreSQL (a private server
+# each run, started from Debian's binaries; the package's own cluster is not used).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi

@@ -10,6 +10,7 @@ from typing import TypeVar
 import pytest
 
 from homecall.broker import MosquittoBroker
+from tests.support.postgres import PostgresUnavailable, PrivatePostgres
 
 T = TypeVar("T")
 
@@ -45,3 +46,25 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivatePostgres]:
+    """One private PostgreSQL server for the whole run (fails, never skips, if missing)."""
+    try:
+        server = PrivatePostgres().start()
+    except PostgresUnavailable as err:
+        pytest.fail(str(err), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine central supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'central.db'}"
+    server: PrivatePostgres = request.getfixturevalue("postgres_server")
+    return server.new_database()
