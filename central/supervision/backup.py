@@ -19,9 +19,9 @@ that replaces central's own ``visit_missed`` when the gateway could not raise it
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from central.supervision import SupervisionError
@@ -143,7 +143,6 @@ class BackupResolve:
 
 
 Fact = ObservedEvent | PlanChange
-_RESTORED = datetime.min.replace(tzinfo=UTC)  # raised before a restart: time not kept here
 
 
 def _fact_time(fact: Fact) -> datetime:
@@ -277,10 +276,17 @@ class BackupHousehold:
 
     # ------------------------------------------------------------------ commands
 
-    def mark_raised_by_central(self, keys: Iterable[AlertKey]) -> None:
-        """After a restart: the alerts central had already raised for this household."""
-        for key in keys:
-            self._central_raised.setdefault(key, _RESTORED)
+    def mark_raised_by_central(self, raised: Mapping[AlertKey, datetime]) -> None:
+        """After a restart: the alerts central had already raised for this household, with
+        the time central raised each (so none is raised twice, and a later fact can still
+        show one was raised in error)."""
+        for key, at in raised.items():
+            self._central_raised.setdefault(key, at)
+        if raised:
+            # replay up to the last of them (a past instant), so that facts observed from now
+            # on are checked against every restored raise
+            self._sync(max(raised.values()) if self._time is None
+                       else max(self._time, *raised.values()))
 
     def observe(self, fact: Fact | GatewayCondition) -> list[BackupRaise | BackupResolve]:
         if isinstance(fact, GatewayCondition):
@@ -372,9 +378,11 @@ class BackupHousehold:
 
     def _errors(self) -> list[BackupResolve]:
         found = []
-        for key in sorted(self._central_raised):
+        for key, raised_at in sorted(self._central_raised.items()):
             if key.type not in BACKUP_TYPES or key in self._resolved_in_error:
                 continue
+            if self._time is None or self._time < raised_at:
+                continue  # the replay has not yet reached the moment central raised it
             if key in self._computed or key in self._gateway_raised:
                 continue
             self._resolved_in_error.add(key)
