@@ -291,7 +291,9 @@ class BackupHousehold:
     def observe(self, fact: Fact | GatewayCondition) -> list[BackupRaise | BackupResolve]:
         if isinstance(fact, GatewayCondition):
             self.needs_backup = fact.needs_backup
-            if fact.delivered_until is not None:
+            if fact.delivered_until is not None and (
+                self.delivered_until is None or fact.delivered_until > self.delivered_until
+            ):
                 self.delivered_until = fact.delivered_until
             return []
         at = _fact_time(fact)
