@@ -58,8 +58,10 @@ def iter_records(message: bytes) -> list[tuple[int, bytes, bytes]]:
                 records[-1] = (first_tnf, first_type, head + bytes(record.data))
                 continue
             records.append((tnf, record_type, bytes(record.data)))
-    except ndef.DecodeError:
-        pass  # keep what came before the damage; a token after it is "absent"
+    except (ndef.DecodeError, ValueError):
+        # Keep what came before the damage; a token after it is "absent". ndeflib raises
+        # UnicodeDecodeError (a ValueError) for a record type that is not ASCII.
+        pass
     return records
 
 

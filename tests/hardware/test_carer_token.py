@@ -86,3 +86,10 @@ def test_token_after_another_record_is_found() -> None:
     uri = ndef.UriRecord("https://example.org/")
     message = b"".join(ndef.message_encoder([uri, token_record]))
     assert check_carer_token(message, public, NOW).carer_id == "c-2"
+
+
+def test_non_ascii_record_type_is_damage_not_a_crash() -> None:
+    # Found by `homecall bench fuzz`: ndeflib raised UnicodeDecodeError on such a type.
+    _, public = generate_signing_key()
+    message = bytes([0xD4, 3, 1]) + b"a\xf4b" + b"x"
+    assert check_carer_token(message, public, NOW).reason == "absent"
