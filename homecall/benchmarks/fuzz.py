@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from homecall.benchmarks import DOCS, write_section
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class FuzzResult:
     name: str
     inputs: int = 0
-    bytes: int = 0
+    size_bytes: int = 0
     events: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
@@ -138,9 +139,9 @@ def fuzz_em4100(n: int, rng: random.Random) -> FuzzResult:
     for _ in range(n):
         data = mutate(rng, rng.choice(corpus), corpus)
         result.inputs += 1
-        result.bytes += len(data)
+        result.size_bytes += len(data)
         for chunk in _chunks(rng, data):
-            events = _timed(result, chunk, lambda c=chunk: parser.feed(c)) or []
+            events = _timed(result, chunk, partial(parser.feed, chunk)) or []
             result.events += len(events)
             for event in events:
                 mono += 0.01
@@ -175,9 +176,9 @@ def fuzz_hub(n: int, rng: random.Random) -> FuzzResult:
     for i in range(n):
         data = mutate(rng, rng.choice(corpus), corpus)
         result.inputs += 1
-        result.bytes += len(data)
+        result.size_bytes += len(data)
         for chunk in _chunks(rng, data):
-            events = _timed(result, chunk, lambda c=chunk: protocol.feed(c)) or []
+            events = _timed(result, chunk, partial(protocol.feed, chunk)) or []
             result.events += len(events)
             for event in events:
                 if not isinstance(event, event_types):
@@ -236,8 +237,8 @@ def fuzz_ndef(n: int, rng: random.Random) -> FuzzResult:
     for _ in range(n):
         data = mutate(rng, rng.choice(corpus), corpus)
         result.inputs += 1
-        result.bytes += len(data)
-        check = _timed(result, data, lambda d=data: check_carer_token(d, public, now))
+        result.size_bytes += len(data)
+        check = _timed(result, data, partial(check_carer_token, data, public, now))
         if check is None:
             continue
         result.events += 1
@@ -275,9 +276,9 @@ def noise_em4100(n: int, rng: random.Random) -> tuple[FuzzResult, dict[str, int]
                 noisy[bit // 8] ^= 1 << (bit % 8)
             data = bytes(noisy)
             result.inputs += 1
-            result.bytes += len(data)
+            result.size_bytes += len(data)
             counts["frames"] += 1
-            events = _timed(result, data, lambda d=data: parser.feed(d)) or []
+            events = _timed(result, data, partial(parser.feed, data)) or []
             mono += 0.033
             for event in events:
                 if isinstance(event, TagFrame):
@@ -315,7 +316,7 @@ def _markdown(results: list[FuzzResult], noise: dict[str, int] | None, command: 
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
-        lines.append(f"| {r.name} | {r.inputs:,} | {r.bytes:,} | {r.rate:,.0f} | "
+        lines.append(f"| {r.name} | {r.inputs:,} | {r.size_bytes:,} | {r.rate:,.0f} | "
                      f"{len(r.failures)} | {r.notes} |")
     if noise is not None:
         per_million = 1e6 * noise["single_frame_misreads"] / max(1, noise["frames"])
