@@ -51,9 +51,9 @@ class ReconnectingDriver(ABC, Generic[LinkT]):
     #: ``DeviceStatus.kind``.
     kind: ClassVar[str]
     #: Exceptions from ``_connect`` that mean "not there (yet)": fault, back off, retry.
-    open_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
+    open_error_types: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
     #: Exceptions from ``_session`` that mean "the link broke": close and reopen.
-    link_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
+    link_error_types: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
     #: Whether a successful open clears ``unplugged`` (a driver that must first hear the
     #: device speak clears it itself, from its session).
     clear_unplugged_on_open: ClassVar[bool] = True
@@ -89,9 +89,10 @@ class ReconnectingDriver(ABC, Generic[LinkT]):
 
     # -- public API -----------------------------------------------------------------------
     def start(self) -> None:
-        """Start the driver's thread (it opens the link itself, retrying until it can)."""
-        if self._thread is not None:
-            raise DriverError(f"{self.name}: driver already started")
+        """Start the driver's thread (it opens the link itself, retrying until it can); a
+        second call while it runs does nothing."""
+        if self.running:
+            return
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"driver-{self.name}",
                                         daemon=True)
@@ -168,7 +169,7 @@ class ReconnectingDriver(ABC, Generic[LinkT]):
     # -- what a concrete driver supplies ---------------------------------------------------
     @abstractmethod
     def _connect(self) -> LinkT:
-        """Open the link (raise one of ``open_errors`` if the device is not there)."""
+        """Open the link (raise one of ``open_error_types`` if the device is not there)."""
 
     @abstractmethod
     def _session(self, link: LinkT) -> None:
@@ -190,7 +191,7 @@ class ReconnectingDriver(ABC, Generic[LinkT]):
         while not self._stop.is_set():
             try:
                 link = self._connect()
-            except self.open_errors as err:
+            except self.open_error_types as err:
                 if UNPLUGGED not in self.faults:
                     log.info("%s: cannot open %s: %s", self.name, self.path, err)
                 self._fault(UNPLUGGED)
@@ -204,7 +205,7 @@ class ReconnectingDriver(ABC, Generic[LinkT]):
                 self._clear(UNPLUGGED)
             try:
                 self._session(link)
-            except self.link_errors as err:
+            except self.link_error_types as err:
                 self.link_failures += 1
                 log.warning("%s: link to %s lost: %s", self.name, self.path, err)
                 broke = True
