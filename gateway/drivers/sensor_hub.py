@@ -27,11 +27,11 @@ import termios
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from gateway.drivers.base import ReconnectingDriver
+from gateway.feedback import pattern
 from gateway.protocols.hub import (
-    FEEDBACK,
     Battery,
     Button,
     Contact,
@@ -57,8 +57,6 @@ from homecall.observations import (
 )
 
 log = logging.getLogger(__name__)
-
-Outcome = Literal["accepted", "unplanned", "rejected", "fault"]
 
 
 class SensorHubDriver(ReconnectingDriver[Any]):
@@ -108,11 +106,8 @@ class SensorHubDriver(ReconnectingDriver[Any]):
     # -- public API -----------------------------------------------------------------------
     def feedback(self, outcome: str) -> None:
         """Queue the LED/buzzer pattern for ``outcome`` (a :mod:`gateway.feedback` outcome,
-        or one of the older names); returns at once (any thread)."""
-        commands = FEEDBACK.get(outcome)
-        if commands is None:
-            raise ValueError(f"unknown feedback outcome {outcome!r}")
-        for command in commands:
+        or one of the older names); returns at once (any thread). ValueError if unknown."""
+        for command in pattern(outcome):
             self._tx.put(command)
         self._wake()
 

@@ -167,13 +167,15 @@ HubCommand = Led | Buzz | Ping | RequestState
 
 FeedbackOutcome = Literal["accepted", "unplanned", "rejected", "fault"]
 
-#: What the carer sees and hears at the door for each outcome (SPEC §4, issue 3).
-FEEDBACK: dict[str, tuple[HubCommand, ...]] = {
-    "accepted": (Led("GREEN", "SOLID", 1500), Buzz(100, 1)),
-    "unplanned": (Led("AMBER", "SOLID", 1500),),
-    "rejected": (Led("RED", "SOLID", 2000), Buzz(800, 1)),
-    "fault": (Led("RED", "BLINK", 2000), Buzz(800, 1)),
-}
+
+def __getattr__(name: str) -> object:
+    """``FEEDBACK``: the older four-outcome view of the carer feedback table, which now lives
+    in :mod:`gateway.feedback` (one table; imported lazily, that module imports this one)."""
+    if name == "FEEDBACK":
+        from gateway.feedback import pattern
+
+        return {old: pattern(old) for old in ("accepted", "unplanned", "rejected", "fault")}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _command_fields(command: HubCommand) -> list[str]:
