@@ -16,6 +16,7 @@ domain clock. ``stop()`` returns only once the thread has ended, or raises.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -37,6 +38,14 @@ DeviceState = Literal["ok", "fault", "absent", "disabled"]
 
 #: The fault that means "the link cannot be opened" (cable out, device gone, wrong path).
 UNPLUGGED = "unplugged"
+
+
+def path_is_missing(path: str) -> bool:
+    """True for a filesystem path (not a pyserial URL such as ``loop://`` nor an nfcpy
+    search path such as ``tty:AMA0:pn532`` or ``usb``) that does not exist."""
+    if "://" in path or path.startswith(("tty:", "usb", "com:", "udp")):
+        return False
+    return not os.path.exists(path)
 
 
 class DriverError(GatewayError):
@@ -145,6 +154,12 @@ class ReconnectingDriver(ABC, Generic[LinkT]):
         with self._lock:
             return self._connected
 
+    def open_problem(self, err: BaseException) -> str:
+        """Why the link cannot be opened, in one line that names the path."""
+        if path_is_missing(self.path):
+            return f"serial device {self.path} does not exist (unplugged, or the wrong name?)"
+        return f"cannot open {self.path}: {err}"
+
     # -- the fault model ------------------------------------------------------------------
     def _fault(self, reason: str) -> None:
         """Raise fault ``reason`` (once: repeats while it stands are ignored)."""
@@ -193,7 +208,7 @@ class ReconnectingDriver(ABC, Generic[LinkT]):
                 link = self._connect()
             except self.open_error_types as err:
                 if UNPLUGGED not in self.faults:
-                    log.info("%s: cannot open %s: %s", self.name, self.path, err)
+                    log.warning("%s: %s", self.name, self.open_problem(err))
                 self._fault(UNPLUGGED)
                 self._stop.wait(self.backoff.next_delay())
                 continue

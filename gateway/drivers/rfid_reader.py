@@ -63,9 +63,10 @@ class RfidReaderDriver(ReconnectingDriver[serial.SerialBase]):
         self._port: serial.SerialBase | None = None
 
     def _detail(self) -> str:
-        return (f"{self.path} @ {self.baudrate} baud; {self.parser.frames_ok} frames ok, "
-                f"{self.parser.frames_rejected} rejected, "
-                f"{self.confirmer.unconfirmed} unconfirmed")
+        taps = f"{self.taps} tap" + ("" if self.taps == 1 else "s")
+        return (f"{self.path} @ {self.baudrate} baud; {taps}; {self.parser.frames_ok} frames "
+                f"ok, {self.parser.frames_rejected} rejected, {self.confirmer.unconfirmed} "
+                "unconfirmed")
 
     # -- link -----------------------------------------------------------------------------
     def _connect(self) -> serial.SerialBase:

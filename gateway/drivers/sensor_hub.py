@@ -98,6 +98,7 @@ class SensorHubDriver(ReconnectingDriver[Any]):
         self.debouncer = ContactDebouncer(settle_s)
         self.hub_id: str | None = None
         self.state_requests = 0
+        self.syncs = 0  # full-state reports received (HELLO ... SYNC)
         self._tamper = False
         self._battery: int | None = None
         self._tx: queue.SimpleQueue[HubCommand] = queue.SimpleQueue()
@@ -118,6 +119,19 @@ class SensorHubDriver(ReconnectingDriver[Any]):
 
     def _detail(self) -> str | None:
         return f"hub id {self.hub_id}" if self.hub_id else None
+
+    def sensor_state(self) -> dict[str, Any]:
+        """What the hub last reported (settled): each door and the key safe ``open`` or
+        ``closed``, tamper ``on``/``off``, battery millivolts (None until reported)."""
+        stable = dict(self.debouncer.stable)
+        return {
+            "doors": {s: "open" if o else "closed" for (k, s), o in sorted(stable.items())
+                      if k == "door"},
+            "keysafe": {s: "open" if o else "closed" for (k, s), o in sorted(stable.items())
+                        if k == "keysafe"},
+            "tamper": "on" if self._tamper else "off",
+            "battery_mv": self._battery,
+        }
 
     # -- the link -------------------------------------------------------------------------
     def _wake(self) -> None:
@@ -238,4 +252,5 @@ class SensorHubDriver(ReconnectingDriver[Any]):
         elif isinstance(event, Nak):
             log.warning("%s: hub refused command %04X: %s", self.name, event.ref, event.reason)
         elif isinstance(event, Sync):
+            self.syncs += 1
             log.debug("%s: full state received (%d frames)", self.name, event.count)
