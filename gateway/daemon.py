@@ -315,8 +315,10 @@ class GatewayDaemon:
 
     def _shutdown(self) -> None:
         for driver in self.drivers:
-            with contextlib.suppress(Exception):
+            try:
                 driver.stop()
+            except Exception as err:  # one stuck driver must not keep the journal open
+                log.error("stopping driver %s: %s", getattr(driver, "name", "?"), err)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         self._snapshot()
