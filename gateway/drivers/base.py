@@ -224,6 +224,10 @@ class ReconnectingDriver(ABC, Generic[LinkT]):
                 self.link_failures += 1
                 log.warning("%s: link to %s lost: %s", self.name, self.path, err)
                 broke = True
+            except Exception:  # a bug must not end the thread: a dead driver loses every tap
+                self.link_failures += 1
+                log.exception("%s: driver error on %s; reopening", self.name, self.path)
+                broke = True
             else:
                 broke = False
             finally:

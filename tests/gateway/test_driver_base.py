@@ -172,3 +172,22 @@ def test_backoff_grows_to_its_cap_and_resets() -> None:
     assert max(delays[6:]) > 0.05 * 2  # it did grow beyond the first ceilings
     backoff.reset()
     assert backoff.next_delay() <= 0.05
+
+
+def test_a_bug_in_a_session_reopens_instead_of_killing_the_thread(
+    sink: list[Observation],
+) -> None:
+    class Buggy(LoopDriver):
+        def _session(self, link: serial.SerialBase) -> None:
+            if self.connects == 1:
+                raise KeyError("bug")
+            super()._session(link)
+
+    driver = Buggy(sink)
+    driver.plugged.set()
+    driver.start()
+    try:
+        wait_for(lambda: driver.connects == 2 and driver.connected, message="reopened")
+        assert driver.running and driver.link_failures == 1
+    finally:
+        driver.stop()
