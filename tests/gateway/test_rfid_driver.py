@@ -222,3 +222,21 @@ def test_loop_frames_further_apart_than_the_hold_gap_do_not_pair(loop_rig: LoopR
     loop_rig.send(frame)
     assert loop_rig.tags() == []
     assert loop_rig.driver.status().state == "ok"
+
+
+def test_serial_path_that_does_not_exist_is_named_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "ttyAMA9"
+    seen: queue.SimpleQueue[Observation] = queue.SimpleQueue()
+    clock = ManualClock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    driver = RfidReaderDriver(str(missing), clock, seen.put)
+    with caplog.at_level("WARNING", logger="gateway.drivers.base"):
+        driver.start()
+        try:
+            fault = seen.get(timeout=5)
+        finally:
+            driver.stop()
+    assert isinstance(fault, DeviceFault) and fault.reason == "unplugged"
+    assert f"serial device {missing} does not exist" in caplog.text
+    assert driver.status().state == "absent"
