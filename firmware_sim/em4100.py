@@ -1,8 +1,11 @@
 """The simulated RDM6300-class 125 kHz reader: EM4100 frames on a pty.
 
 This module has its own frame encoder (it never imports the gateway's parser), so a test
-passes only if the gateway really decodes what a reader sends. While a tag is held the reader
-repeats its frame, as the real module does.
+passes only if the gateway really decodes what a reader sends. While a tag is in the field the
+reader repeats its frame, as the real module does: an EM4100 fob sends its 64-bit code over
+and over at 125 kHz / 64 (one code every 32.8 ms) and the module reports each one it decodes.
+Even a brisk tap keeps the fob in the field for a tenth of a second or more, so a tap here is
+never fewer than ``MIN_TAP_FRAMES`` frames, one ``REPEAT_INTERVAL_S`` apart.
 """
 
 from __future__ import annotations
@@ -15,8 +18,18 @@ from firmware_sim import SimulatorError
 from firmware_sim.pty_device import PtyDevice
 
 _ID_RE = re.compile(r"[0-9A-Fa-f]{10}")
-#: Real-time gap between repeated frames while a tag is held (RDM6300 repeats continuously).
-REPEAT_INTERVAL_S = 0.02
+#: Real-time period of the repeated frame while a tag is held: one EM4100 code at RF/64.
+REPEAT_INTERVAL_S = 0.033
+#: Frames sent by the briefest tap (about 100 ms in the field).
+MIN_TAP_FRAMES = 3
+
+
+def flip_bits(frame: bytes, bits: list[int]) -> bytes:
+    """``frame`` with the given bit positions (0 = LSB of byte 0) inverted: line noise."""
+    out = bytearray(frame)
+    for bit in bits:
+        out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
 
 
 def encode_frame(tag_hex: str, *, corrupt_checksum: bool = False) -> bytes:
@@ -55,16 +68,25 @@ class SimulatedRfidReader:
     def stop(self) -> None:
         self.device.unplug()
 
-    def tap(self, tag: str, hold_real_s: float = 0.0) -> int:
-        """Present a tag; frames repeat every REPEAT_INTERVAL_S while held. Returns frames sent."""
+    def tap(self, tag: str, hold_real_s: float = 0.0, *, min_frames: int = MIN_TAP_FRAMES,
+            frames: list[bytes] | None = None) -> int:
+        """Present a tag; its frame repeats every REPEAT_INTERVAL_S while it is held, at least
+        ``min_frames`` times. ``frames`` replaces the frames sent (in order, e.g. with noise
+        in some), the way a reader passes on what it decoded. Returns frames written."""
         frame = encode_frame(tag_hex_of(tag))
+        planned = list(frames) if frames is not None else []
         sent = 0
         with self._lock:
             deadline = time.monotonic() + max(0.0, hold_real_s)
+            index = 0
             while True:
-                if self.device.write(frame):
+                data = planned[index] if index < len(planned) else frame
+                if self.device.write(data):
                     sent += 1
-                if time.monotonic() + REPEAT_INTERVAL_S > deadline:
+                index += 1
+                done_planned = index >= len(planned)
+                if (done_planned and index >= min_frames
+                        and time.monotonic() + REPEAT_INTERVAL_S > deadline):
                     break
                 time.sleep(REPEAT_INTERVAL_S)
         return sent

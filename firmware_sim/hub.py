@@ -62,6 +62,12 @@ def _make_table() -> list[int]:
 _TABLE = _make_table()
 
 
+def encode_frame(seq: int, *fields: str) -> bytes:
+    """One hub frame ``$SSSS,FIELD,...*CCCC\r\n`` as the firmware sends it."""
+    body = f"{seq & 0xFFFF:04X},{','.join(fields)}".encode("ascii")
+    return b"$%s*%04X\r\n" % (body, _crc16(body))
+
+
 @dataclass(frozen=True)
 class FeedbackEntry:
     """One LED or buzzer command the hub obeyed."""

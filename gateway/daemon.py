@@ -36,6 +36,7 @@ from gateway.delivery.outbox import (
     OutboxMessage,
     PositionKnown,
 )
+from gateway.feedback import READER_DEVICES, tap_outcome
 from gateway.rules import HouseholdState, initial_state, step
 from gateway.rules.codec import InputCodecError, decode_input, encode_input
 from gateway.rules.inputs import ClockStatus, EngineInput, PlanUpdate
@@ -261,6 +262,9 @@ class GatewayDaemon:
         from apscheduler.executors.pool import ThreadPoolExecutor
 
         self._make_drivers()
+        if self.hub is None:
+            log.warning("no feedback device configured (no sensor hub): carers get no light "
+                        "or sound at the door")
         plan_events: list[NewEvent] = []
         if self.config.plan_file is not None and self.plan is None:
             plan_events = self._apply_plan_bytes(self.config.plan_file.read_bytes(), source="file")
@@ -311,8 +315,10 @@ class GatewayDaemon:
 
     def _shutdown(self) -> None:
         for driver in self.drivers:
-            with contextlib.suppress(Exception):
+            try:
                 driver.stop()
+            except Exception as err:  # one stuck driver must not keep the journal open
+                log.error("stopping driver %s: %s", getattr(driver, "name", "?"), err)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         self._snapshot()
@@ -355,9 +361,13 @@ class GatewayDaemon:
                 outputs = self._engine(item, item.at)
                 pending.extend(self._to_new_events(outputs))
                 if isinstance(item, TagRead):
-                    feedback.append(_feedback_for(outputs))
+                    feedback.append(tap_outcome(outputs))
+                elif isinstance(item, ButtonPress) and item.name == "no_reply":
+                    feedback.append("no_reply")
             elif isinstance(item, (TamperChange, BatteryReading, DeviceFault, DeviceRecovered)):
                 pending.extend(self._telemetry(item))
+                if isinstance(item, DeviceFault) and item.device in READER_DEVICES:
+                    feedback.append("fault")  # the reader the carer taps is broken
             elif isinstance(item, _Tick):
                 outputs = self._engine(None, self.clock.now())
                 pending.extend(self._to_new_events(outputs))
@@ -601,14 +611,6 @@ class GatewayDaemon:
             except OSError as err:
                 log.warning("cannot write device state file: %s", err)
         return events
-
-
-def _feedback_for(outputs: list[RuleOutput]) -> str:
-    outcomes = {o.feedback for o in outputs if o.feedback}
-    for outcome in ("rejected", "accepted", "unplanned"):
-        if outcome in outcomes:
-            return outcome
-    return ""
 
 
 def _parse_plan(payload: bytes, gateway_id: str) -> GatewayPlan:

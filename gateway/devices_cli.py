@@ -3,14 +3,19 @@
 The running daemon owns the devices (a serial port or a PN532 cannot be shared), so this
 command does not open them while the daemon runs: the daemon writes a small JSON
 device-state file every few seconds with :func:`write_device_states`, and this command
-prints it, marking it stale if the daemon stopped writing. With ``--probe-hub PATH`` or
-``--probe-nfc PATH`` (daemon stopped) it opens that device itself for a few seconds and
-reports what it finds. The file format (version 1)::
+prints it, marking it stale if the daemon stopped writing. With ``--probe-rfid PATH``,
+``--probe-hub PATH`` or ``--probe-nfc PATH`` (daemon stopped) it opens those devices itself
+for a few seconds and reports what it finds (tap a fob during an RFID probe to see it
+counted). A probe path that does not exist is a one-line error naming it. The hub's entry
+also shows what its sensors last reported (``sensors``: doors, key safe, tamper, battery).
+The file format (version 1)::
 
     {"version": 1, "written_at": "2026-03-02T12:00:00Z", "pid": 1234,
      "devices": [{"name": "hub", "kind": "hub", "path": "/dev/serial/by-id/...",
                   "state": "ok", "detail": "hub id hub-7f3a", "firmware": "1.3.0",
-                  "last_frame": "2026-03-02T11:59:59.5Z"}, ...]}
+                  "last_frame": "2026-03-02T11:59:59.5Z",
+                  "sensors": {"doors": {"front": "closed"}, "keysafe": {"keysafe": "closed"},
+                              "tamper": "off", "battery_mv": 3650}}, ...]}
 
 ``state`` is one of ``ok``, ``fault``, ``absent``, ``disabled`` (as in
 :class:`homecall.wire.DeviceStatus`); ``detail`` carries the fault reasons when not ok.
@@ -47,6 +52,9 @@ def _entry(item: Any, paths: Mapping[str, str]) -> dict[str, Any]:
         path = paths.get(status.name, getattr(item, "path", None))
     body = status.model_dump(mode="json")
     body["path"] = path
+    sensor_state = getattr(item, "sensor_state", None)
+    if callable(sensor_state):
+        body["sensors"] = sensor_state()
     return body
 
 
@@ -94,11 +102,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{DEFAULT_STATE_FILE})",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--probe-rfid", metavar="PATH",
+                        help="open this 125 kHz reader now (daemon stopped); tap a fob")
     parser.add_argument("--probe-hub", metavar="PATH", help="open this hub now (daemon stopped)")
     parser.add_argument("--probe-nfc", metavar="PATH", help="open this NFC reader now")
     parser.add_argument(
         "--probe-seconds", type=float, default=3.0, help="how long a probe listens (default 3)"
     )
+
+
+def _probe_paths(args: argparse.Namespace) -> dict[str, str]:
+    return {kind: path for kind, path in (("rfid", args.probe_rfid), ("hub", args.probe_hub),
+                                          ("nfc", args.probe_nfc)) if path}
+
+
+def _ready(driver: Any) -> bool:
+    """Seen enough to report: open, and for the hub its firmware and a full state report."""
+    status = driver.status()
+    if status.state != "ok":
+        return False
+    if driver.kind == "hub":
+        return bool(status.firmware) and driver.syncs > 0 and not driver.debouncer.pending
+    if driver.kind == "nfc":
+        return bool(status.firmware)
+    return False  # the 125 kHz reader listens for the whole probe: tap a fob meanwhile
 
 
 def _probe(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -108,6 +135,12 @@ def _probe(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     clock = SystemClock()
     drivers: list[Any] = []
+    if args.probe_rfid:
+        from gateway.drivers.rfid_reader import RfidReaderDriver
+
+        drivers.append(RfidReaderDriver(args.probe_rfid, clock, lambda _obs: None))
+        print(f"listening on {args.probe_rfid} for {args.probe_seconds:g} s: tap a fob",
+              file=sys.stderr)
     if args.probe_hub:
         from gateway.drivers.sensor_hub import SensorHubDriver
 
@@ -120,7 +153,7 @@ def _probe(args: argparse.Namespace) -> list[dict[str, Any]]:
         driver.start()
     deadline = time.monotonic() + args.probe_seconds
     while time.monotonic() < deadline:
-        if all(d.status().state == "ok" and d.status().firmware for d in drivers):
+        if all(_ready(d) for d in drivers):
             break
         time.sleep(0.05)
     entries = [_entry(d, {}) for d in drivers]
@@ -129,8 +162,20 @@ def _probe(args: argparse.Namespace) -> list[dict[str, Any]]:
     return entries
 
 
+def _sensors_text(sensors: dict[str, Any] | None) -> str:
+    if not sensors:
+        return ""
+    parts = [f"door {name} {state}" for name, state in sensors.get("doors", {}).items()]
+    parts += [("key safe" if name == "keysafe" else f"key safe {name}") + f" {state}"
+              for name, state in sensors.get("keysafe", {}).items()]
+    parts.append(f"tamper {sensors.get('tamper', '?')}")
+    battery = sensors.get("battery_mv")
+    parts.append(f"battery {battery} mV" if battery is not None else "battery ?")
+    return ", ".join(parts)
+
+
 def _table(devices: list[dict[str, Any]]) -> str:
-    headers = ("NAME", "KIND", "STATE", "FIRMWARE", "LAST FRAME", "PATH", "DETAIL")
+    headers = ("NAME", "KIND", "STATE", "FIRMWARE", "LAST FRAME", "PATH", "DETAIL", "SENSORS")
     rows = [
         (
             str(d.get("name") or ""),
@@ -140,6 +185,7 @@ def _table(devices: list[dict[str, Any]]) -> str:
             str(d.get("last_frame") or "-"),
             str(d.get("path") or "-"),
             str(d.get("detail") or ""),
+            _sensors_text(d.get("sensors")),
         )
         for d in devices
     ]
@@ -150,7 +196,15 @@ def _table(devices: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.probe_hub or args.probe_nfc:
+    probes = _probe_paths(args)
+    if probes:
+        from gateway.drivers.base import path_is_missing
+
+        missing = [f"{kind}: serial device {path} does not exist"
+                   for kind, path in probes.items() if path_is_missing(path)]
+        if missing:
+            print("; ".join(missing), file=sys.stderr)
+            return 2
         devices = _probe(args)
         if args.json:
             print(json.dumps({"devices": devices}, indent=1))
@@ -163,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(
             f"no device-state file at {state_file}: is the gateway daemon running? "
-            "(use --probe-hub/--probe-nfc PATH to test a device directly)",
+            "(use --probe-rfid/--probe-hub/--probe-nfc PATH to test a device directly)",
             file=sys.stderr,
         )
         return 2

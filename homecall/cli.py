@@ -28,9 +28,10 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
 BENCHES: dict[str, tuple[str, str]] = {
     "latency": ("homecall.benchmarks.latency", "EM4100 frame on a pty -> broker: latency, loss"),
     "rules": ("gateway.rules.bench", "rules engine throughput on a week's plan"),
-    "hardware": ("gateway.drivers.bench_hardware", "NFC read and hub event latency"),
+    "hardware": ("gateway.drivers.bench_hardware", "125 kHz tap, NFC read and hub latency"),
     "replay": ("homecall.benchmarks.replay", "7-day outage: journal size, replay rate, RSS"),
     "faults": ("homecall.benchmarks.faults", "run the delivery fault suite (tests/faults)"),
+    "fuzz": ("homecall.benchmarks.fuzz", "a million generated inputs through each device parser"),
 }
 
 

@@ -1,11 +1,11 @@
 """``homecall bench hardware``: device-to-sink latency of the real drivers on simulated devices.
 
-Owns one measurement: how long from a physical action on a simulated device (a card or
-phone presented to the PN532, a contact or button on the hub) until the driver hands the
-observation to its sink, and from ``feedback()`` until the hub has the LED command. It uses
-the same drivers and the same byte-level simulators as the tests, over real ptys, with
-nfcpy's unmodified pn532 driver. Results print as a table; ``--write-docs`` replaces the
-``## hardware`` section of ``docs/benchmarks.md``.
+Owns one measurement: how long from a physical action on a simulated device (a fob tapped
+on the 125 kHz reader, a card or phone presented to the PN532, a contact or button on the
+hub) until the driver hands the observation to its sink, and from ``feedback()`` until the
+hub has the LED command. It uses the same drivers and the same byte-level simulators as
+the tests, over real ptys, with nfcpy's unmodified pn532 driver. Results print as a table;
+``--write-docs`` replaces the ``## hardware`` section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from homecall.benchmarks import write_section
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--taps", type=int, default=100, help="NFC taps per kind (default 100)")
+    parser.add_argument("--taps", type=int, default=100,
+                        help="RFID and NFC taps per kind (default 100)")
     parser.add_argument("--events", type=int, default=200, help="hub events per kind (200)")
     parser.add_argument("--json", action="store_true", help="print JSON results")
     parser.add_argument(
@@ -130,6 +131,42 @@ def _bench_nfc(tmp: Path, taps: int) -> dict[str, dict[str, float]]:
         reader.stop()
 
 
+def _bench_rfid(tmp: Path, taps: int) -> dict[str, dict[str, float]]:
+    from firmware_sim.em4100 import REPEAT_INTERVAL_S, SimulatedRfidReader
+    from gateway.drivers.rfid_reader import RfidReaderDriver
+    from homecall.clock import SystemClock
+    from homecall.observations import TagRead
+
+    reader = SimulatedRfidReader(str(tmp / "rfid"))
+    reader.start()
+    sink = _Sink()
+    driver = RfidReaderDriver(str(tmp / "rfid"), SystemClock(), sink)
+    driver.start()
+    try:
+        deadline = time.monotonic() + 5
+        while driver.status().state != "ok":
+            if time.monotonic() > deadline:
+                raise TimeoutError("reader did not open")
+            time.sleep(0.01)
+        fobs = ["em4100:0F00A1B2C3", "em4100:1A2B3C4D5E"]  # alternate: each tap a new hold
+        samples = []
+        rng = random.Random(1)
+        for i in range(taps):
+            time.sleep(rng.uniform(0.0, 0.06))
+            start_index = len(sink.items)
+            tapping = threading.Thread(target=reader.tap, args=(fobs[i % 2],), daemon=True)
+            started = time.monotonic()
+            tapping.start()
+            samples.append(sink.wait_new(start_index, TagRead) - started)
+            tapping.join()  # the tap's remaining frames, before the next fob
+        name = (f"rfid fob tap, first frame -> TagRead (confirmed by the repeat "
+                f"{REPEAT_INTERVAL_S * 1000:.0f} ms later)")
+        return {name: _summary(samples)}
+    finally:
+        driver.stop()
+        reader.stop()
+
+
 def _bench_hub(tmp: Path, events: int) -> dict[str, dict[str, float]]:
     from firmware_sim.hub import SimulatedHub
     from gateway.drivers.sensor_hub import SensorHubDriver
@@ -178,8 +215,9 @@ def _markdown(results: dict[str, dict[str, float]], command: str) -> str:
         "## hardware",
         "",
         "Device action on the byte-level simulator (real pty, nfcpy's unmodified pn532 "
-        "driver) until the driver's sink has the observation; feedback until the simulated "
-        "hub has received the LED and buzzer commands.",
+        "driver) until the driver's sink has the observation (a 125 kHz tap counts once two "
+        "identical frames arrived, so it includes one reader repeat period); feedback until "
+        "the simulated hub has received the LED and buzzer commands.",
         "",
         f"Command: `{command}`  ",
         f"Machine: {platform.machine()}, Python {platform.python_version()}, "
@@ -195,7 +233,8 @@ def _markdown(results: dict[str, dict[str, float]], command: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="homecall-bench-hw-") as tmp:
-        results = _bench_nfc(Path(tmp), args.taps)
+        results = _bench_rfid(Path(tmp), args.taps)
+        results.update(_bench_nfc(Path(tmp), args.taps))
         results.update(_bench_hub(Path(tmp), args.events))
     command = f"homecall bench hardware --taps {args.taps} --events {args.events}"
     if args.json:

@@ -14,7 +14,8 @@ transport and pn532 driver directly, because nfcpy's ``tty:NAME`` form only look
 ``/dev``. A PN532 that dies mid-command surfaces as ``termios.error`` (not an OSError),
 an ``OSError`` or an nfcpy error: the frontend is closed and reopened with back-off, with
 one :class:`DeviceFault` while it cannot be reopened and one :class:`DeviceRecovered`
-once it is. nfcpy's own loggers are capped at INFO because its debug output prints UIDs.
+once it is (all from :class:`~gateway.drivers.base.ReconnectingDriver`). nfcpy's own
+loggers are capped at INFO because its debug output prints UIDs.
 """
 
 from __future__ import annotations
@@ -22,24 +23,30 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import threading
+import random
+import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
+from gateway.drivers.base import ReconnectingDriver
 from gateway.drivers.carer_token import check_carer_token
 from homecall.clock import Clock
-from homecall.observations import DeviceFault, DeviceRecovered, Observation, TagRead
+from homecall.observations import Observation, TagRead
 from homecall.tags import TagError, canonical_tag, redact
-from homecall.wire import DeviceStatus
 
 log = logging.getLogger(__name__)
 
 _NFCPY_SEARCH_PREFIXES = ("tty:", "usb", "com:", "udp")
 
 
-class NfcReaderDriver:
+class NfcReaderDriver(ReconnectingDriver[Any]):
     """The gateway's view of one NFC reader (see module docstring)."""
+
+    device = "nfc"
+    kind = "nfc"
+    # nfcpy surfaces a missing or dying PN532 as OSError, termios.error or its own errors.
+    open_error_types = (Exception,)
+    link_error_types = (Exception,)
 
     def __init__(
         self,
@@ -51,76 +58,41 @@ class NfcReaderDriver:
         name: str = "nfc",
         poll_interval_s: float = 0.04,
         reconnect_max_s: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
-        self.path = path
-        self.clock = clock
-        self.sink = sink
+        super().__init__(path, clock, sink, name=name, reconnect_max_s=reconnect_max_s,
+                         monotonic=monotonic, rng=rng)
         self.token_public_key = token_public_key
-        self.name = name
         self.poll_interval_s = poll_interval_s
-        self.reconnect_max_s = reconnect_max_s
-        self.firmware: str | None = None
-        self.last_frame: datetime | None = None
         self.reads = 0
-        self.opens = 0
-        self.link_errors = 0
         self.token_rejections: dict[str, int] = {}
-        self._fault_reason: str | None = None
-        self._open_now = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         nfc_log = logging.getLogger("nfc")
         if nfc_log.level == logging.NOTSET or nfc_log.level < logging.INFO:
             nfc_log.setLevel(logging.INFO)  # nfcpy's DEBUG lines show UIDs
 
-    # -- public API -----------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"nfc-{self.name}", daemon=True)
-        self._thread.start()
+    @property
+    def opens(self) -> int:
+        """How many times the frontend was opened."""
+        return self.connects
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3.0)
-            self._thread = None
-
-    def status(self) -> DeviceStatus:
-        with self._lock:
-            if self._fault_reason is not None or not self._open_now:
-                state: Literal["ok", "fault", "absent", "disabled"] = "absent"
-            else:
-                state = "ok"
-            return DeviceStatus(
-                name=self.name,
-                kind="nfc",
-                state=state,
-                detail=self._fault_reason,
-                firmware=self.firmware,
-                last_frame=self.last_frame,
-            )
-
-    # -- faults ---------------------------------------------------------------------------
-    def _fault(self, reason: str) -> None:
-        with self._lock:
-            if self._fault_reason is not None:
-                return
-            self._fault_reason = reason
-        log.warning("%s: fault %s (%s)", self.name, reason, self.path)
-        self.sink(DeviceFault("nfc", reason, self.clock.now()))
-
-    def _recovered(self) -> None:
-        with self._lock:
-            if self._fault_reason is None:
-                return
-            self._fault_reason = None
-        log.info("%s: reader back on %s", self.name, self.path)
-        self.sink(DeviceRecovered("nfc", self.clock.now()))
+    @property
+    def link_errors(self) -> int:
+        """How many sessions ended with a link error."""
+        return self.link_failures
 
     # -- nfcpy ----------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        clf = self._open()
+        self.firmware = getattr(clf.device, "chipset_name", None) or None
+        return clf
+
+    def _disconnect(self, link: Any) -> None:
+        self._close(link)
+
+    def _session(self, link: Any) -> None:
+        self._poll(link)
+
     def _open(self) -> Any:
         import nfc
         import nfc.clf.pn532
@@ -156,33 +128,6 @@ class NfcReaderDriver:
                 with contextlib.suppress(Exception):
                     tty.close()
             clf.device = None
-
-    def _run(self) -> None:
-        backoff = 0.05
-        while not self._stop.is_set():
-            try:
-                clf = self._open()
-            except Exception as err:  # OSError, termios.error, nfcpy errors: not there yet
-                log.debug("%s: cannot open %s: %s", self.name, self.path, err)
-                self._fault("unplugged")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.reconnect_max_s)
-                continue
-            backoff = 0.05
-            self.opens += 1
-            self.firmware = getattr(clf.device, "chipset_name", None) or None
-            with self._lock:
-                self._open_now = True
-            self._recovered()
-            try:
-                self._poll(clf)
-            except Exception as err:  # a dying PN532 raises termios.error, OSError, ...
-                self.link_errors += 1
-                log.warning("%s: reader link error on %s: %s", self.name, self.path, err)
-            finally:
-                with self._lock:
-                    self._open_now = False
-                self._close(clf)
 
     def _poll(self, clf: Any) -> None:
         import nfc.clf

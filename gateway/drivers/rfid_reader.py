@@ -1,41 +1,43 @@
-"""Driver for the 125 kHz RFID reader (RDM6300 class) on a UART: I/O, reconnect, hold collapse.
+"""Driver for the 125 kHz RFID reader (RDM6300 class) on a UART: I/O and tap confirmation.
 
 The driver owns the serial port (any pyserial URL or device path, e.g. ``/dev/ttyAMA0`` on a
 Pi or a simulator's pty link), feeds bytes to the sans-IO :class:`Em4100Parser`, and hands
-one :class:`TagRead` per tap to ``sink``. A held tag makes the reader repeat its frame; those
-repeats (identical frames closer together than ``hold_gap_s`` of real time) are one tap.
-Unplugging gives a ``DeviceFault`` and reopening with back-off; the first good open after a
-fault gives ``DeviceRecovered``. Link timing uses real monotonic time because it is about the
-wire, not the care timeline; what a tap *means* is decided by the rules engine on the clock.
+one :class:`TagRead` per tap to ``sink``. The reader repeats its frame for as long as a fob is
+in its field; because the frame's checksum is weak, a tag counts only once two consecutive
+frames agree (:class:`TapConfirmer`), and the rest of that hold (identical frames closer
+together than ``hold_gap_s``) is the same tap. Reopening, back-off and the fault model come
+from :class:`~gateway.drivers.base.ReconnectingDriver`. Link timing uses the injected
+monotonic function (real time by default) because it is about the wire, not the care
+timeline; what a tap *means* is decided by the rules engine on the clock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
+import random
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 import serial
 
-from gateway import GatewayError
-from gateway.protocols.em4100 import Em4100Parser, FrameRejected, TagFrame
+from gateway.drivers.base import DriverError, ReconnectingDriver
+from gateway.protocols.em4100 import Em4100Parser, TagFrame, TapConfirmer
 from homecall.clock import Clock
-from homecall.observations import DeviceFault, DeviceRecovered, Observation, TagRead
+from homecall.observations import Observation, TagRead
 from homecall.tags import redact
-from homecall.wire import DeviceStatus
 
 log = logging.getLogger(__name__)
 
-
-class RfidReaderError(GatewayError):
+class RfidReaderError(DriverError):
     """The RFID reader cannot be used."""
 
 
-class RfidReaderDriver:
+class RfidReaderDriver(ReconnectingDriver[serial.SerialBase]):
     """Reads EM4100 taps from a serial port in its own thread."""
+
+    device = "rfid"
+    kind = "rfid-em4100"
 
     def __init__(
         self,
@@ -45,113 +47,67 @@ class RfidReaderDriver:
         *,
         baudrate: int = 9600,
         hold_gap_s: float = 0.25,
+        confirm_frames: int = 2,
         name: str = "rfid",
+        reconnect_max_s: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
-        self.path = path
-        self.clock = clock
-        self.sink = sink
+        super().__init__(path, clock, sink, name=name, reconnect_max_s=reconnect_max_s,
+                         monotonic=monotonic, rng=rng)
         self.baudrate = baudrate
         self.hold_gap_s = hold_gap_s
-        self.name = name
         self.parser = Em4100Parser()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._port: serial.SerialBase | None = None
-        self._faulted: str | None = None
-        self._opened = threading.Event()
-        self._last_tag: str | None = None
-        self._last_tag_mono = 0.0
-        self.last_frame: datetime | None = None
+        self.confirmer = TapConfirmer(hold_gap_s, confirm_frames)
         self.taps = 0
+        self._port: serial.SerialBase | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RfidReaderError("reader already started")
-        self._thread = threading.Thread(target=self._run, name=f"driver-{self.name}", daemon=True)
-        self._thread.start()
+    def _detail(self) -> str:
+        taps = f"{self.taps} tap" + ("" if self.taps == 1 else "s")
+        return (f"{self.path} @ {self.baudrate} baud; {taps}; {self.parser.frames_ok} frames "
+                f"ok, {self.parser.frames_rejected} rejected, {self.confirmer.unconfirmed} "
+                "unconfirmed")
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        self._close()
-
-    def status(self) -> DeviceStatus:
-        return DeviceStatus(
-            name=self.name,
-            kind="rfid-em4100",
-            state="fault" if self._faulted else ("ok" if self._opened.is_set() else "absent"),
-            detail=self._faulted
-            or f"{self.path} @ {self.baudrate} baud; {self.parser.frames_ok} frames ok, "
-            f"{self.parser.frames_rejected} rejected",
-            last_frame=self.last_frame,
-        )
-
-    # -- I/O loop --------------------------------------------------------------------------
-    def _run(self) -> None:
-        backoff = 0.05
-        while not self._stop.is_set():
-            try:
-                self._open()
-            except (serial.SerialException, OSError) as err:
-                self._fault(f"cannot open {self.path}: {err.__class__.__name__}")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            backoff = 0.05
-            self._opened.set()
-            if self._faulted is not None:
-                self._faulted = None
-                self.sink(DeviceRecovered(device="rfid", at=self.clock.now()))
-                log.info("%s reader back on %s", self.name, self.path)
-            try:
-                self._read_until_error()
-            except (serial.SerialException, OSError) as err:
-                self._fault(f"read failed ({err.__class__.__name__}): unplugged?")
-            finally:
-                self._close()
-
-    def _open(self) -> None:
-        self._port = serial.serial_for_url(self.path, baudrate=self.baudrate, timeout=0.2)
+    # -- link -----------------------------------------------------------------------------
+    def _connect(self) -> serial.SerialBase:
+        port = serial.serial_for_url(self.path, baudrate=self.baudrate, timeout=0.2)
         self.parser.reset()
+        self.confirmer.reset()
+        self._port = port
+        return port
 
-    def _close(self) -> None:
-        self._opened.clear()
-        port, self._port = self._port, None
-        if port is not None:
-            with contextlib.suppress(serial.SerialException, OSError):
-                port.close()
+    def _disconnect(self, link: serial.SerialBase) -> None:
+        self._port = None
+        with contextlib.suppress(serial.SerialException, OSError):
+            link.close()
 
-    def _read_until_error(self) -> None:
+    def _wake(self) -> None:
         port = self._port
-        assert port is not None
-        while not self._stop.is_set():
-            waiting = port.in_waiting
-            chunk = port.read(waiting if waiting > 0 else 1)
-            if not chunk:
-                continue
-            for event in self.parser.feed(chunk):
-                if isinstance(event, TagFrame):
-                    self._on_tag(event.tag)
-                elif isinstance(event, FrameRejected):
-                    log.warning(
-                        "%s: rejected %d bytes: %s", self.name, len(event.raw), event.reason
-                    )
+        if port is not None and hasattr(port, "cancel_read"):
+            with contextlib.suppress(Exception):
+                port.cancel_read()
 
-    def _on_tag(self, tag: str) -> None:
-        now_mono = time.monotonic()
-        self.last_frame = self.clock.now()
-        held = tag == self._last_tag and now_mono - self._last_tag_mono < self.hold_gap_s
-        self._last_tag, self._last_tag_mono = tag, now_mono
-        if held:
-            return
+    def _session(self, link: serial.SerialBase) -> None:
+        while not self._stop.is_set():
+            waiting = link.in_waiting
+            chunk = link.read(waiting if waiting > 0 else 1)
+            if chunk:
+                self.feed(chunk)
+
+    def feed(self, chunk: bytes) -> None:
+        """Bytes from the reader: decode, confirm and report taps (the session calls this)."""
+        now = self.monotonic()
+        for event in self.parser.feed(chunk):
+            if isinstance(event, TagFrame):
+                self.last_frame = self.clock.now()
+                tag = self.confirmer.frame(event.tag, now)
+                if tag is not None:
+                    self._tap(tag)
+            else:
+                self.confirmer.rejected(now)
+                log.warning("%s: rejected %d bytes: %s", self.name, len(event.raw), event.reason)
+
+    def _tap(self, tag: str) -> None:
         self.taps += 1
         log.debug("%s: tap %s", self.name, redact(tag))
-        self.sink(TagRead(tag=tag, at=self.last_frame, source="rfid"))
-
-    def _fault(self, reason: str) -> None:
-        if self._faulted is None:
-            self._faulted = reason
-            log.warning("%s reader fault: %s", self.name, reason)
-            self.sink(DeviceFault(device="rfid", reason=reason, at=self.clock.now()))
+        self.sink(TagRead(tag=tag, at=self.clock.now(), source="rfid"))

@@ -1,15 +1,17 @@
 """Driver for the sensor hub: owns its serial port, turns frames into observations.
 
 One thread per hub owns the pyserial port (a device path, a ``/dev/serial/by-id`` link, a
-simulator's pty link or any pyserial URL). It reconnects with exponential back-off after
-an unplug, asks the hub for its full state after every (re)connect and after any lost or
-corrupted frame (so a door that opened while the cable was out is still reported),
-collapses contact bounce, logs and counts sequence gaps, notices a silent hub, and sends
-the LED/buzzer patterns of carer feedback. Everything it learns goes to ``sink`` as
+simulator's pty link or any pyserial URL); reconnecting with back-off and the fault model
+come from :class:`~gateway.drivers.base.ReconnectingDriver`. The driver asks the hub for
+its full state after every (re)connect and after any lost or corrupted frame (so a door
+that opened while the cable was out is still reported), collapses contact bounce, logs and
+counts sequence gaps, notices a silent hub, and sends the LED/buzzer patterns of carer
+feedback. Everything it learns goes to ``sink`` as
 :mod:`homecall.observations` values, stamped with the injected clock.
 
 Link liveness (heartbeat silence, reconnect back-off, debounce settle time, PING cadence)
-is measured in *real* monotonic seconds, not on the injected clock: it is a property of the
+is measured in monotonic seconds from the injected ``monotonic`` (real time by default), not
+on the domain clock: it is a property of the
 wire, and a 600x demo clock must neither turn a 50 ms scheduling hiccup into a 30 s
 "silence" nor make the hub send 600 heartbeats a second. Observation times (``at``) are
 always the injected clock's ``now()``.
@@ -20,15 +22,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import random
 import termios
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
+from gateway.drivers.base import ReconnectingDriver
+from gateway.feedback import pattern
 from gateway.protocols.hub import (
-    FEEDBACK,
     Battery,
     Button,
     Contact,
@@ -49,20 +52,21 @@ from homecall.observations import (
     BatteryReading,
     ButtonPress,
     ContactChange,
-    DeviceFault,
-    DeviceRecovered,
     Observation,
     TamperChange,
 )
-from homecall.wire import DeviceStatus
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["accepted", "unplanned", "rejected", "fault"]
 
-
-class SensorHubDriver:
+class SensorHubDriver(ReconnectingDriver[Any]):
     """The gateway's view of one sensor hub (see module docstring)."""
+
+    device = "hub"
+    kind = "hub"
+    open_error_types = (OSError, ValueError)  # SerialException is an OSError
+    link_error_types = (OSError, termios.error)
+    clear_unplugged_on_open = False  # cleared by the hub's first valid frame
 
     #: After a lost or corrupted frame the full state is requested, at most this often
     #: (a garbage storm must not turn into a STATE storm).
@@ -81,54 +85,30 @@ class SensorHubDriver:
         battery_low_mv: int = 3300,
         battery_ok_mv: int = 3400,
         reconnect_max_s: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
-        self.path = path
-        self.clock = clock
-        self.sink = sink
+        super().__init__(path, clock, sink, name=name, reconnect_max_s=reconnect_max_s,
+                         monotonic=monotonic, rng=rng)
         self.baudrate = baudrate
         self.heartbeat_timeout_s = heartbeat_timeout_s
-        self.name = name
         self.battery_low_mv = battery_low_mv
         self.battery_ok_mv = battery_ok_mv
-        self.reconnect_max_s = reconnect_max_s
         self.protocol = HubProtocol()
         self.debouncer = ContactDebouncer(settle_s)
         self.hub_id: str | None = None
-        self.firmware: str | None = None
-        self.last_frame: datetime | None = None
-        self.connects = 0
         self.state_requests = 0
-        self.faults: set[str] = set()
+        self.syncs = 0  # full-state reports received (HELLO ... SYNC)
         self._tamper = False
         self._battery: int | None = None
         self._tx: queue.SimpleQueue[HubCommand] = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._serial: Any = None
-        self._lock = threading.Lock()
-        self._connected = False
 
     # -- public API -----------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"hub-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-
-    def feedback(self, outcome: Outcome) -> None:
-        """Queue the LED/buzzer pattern for ``outcome``; returns at once (any thread)."""
-        commands = FEEDBACK.get(outcome)
-        if commands is None:
-            raise ValueError(f"unknown feedback outcome {outcome!r}")
-        for command in commands:
+    def feedback(self, outcome: str) -> None:
+        """Queue the LED/buzzer pattern for ``outcome`` (a :mod:`gateway.feedback` outcome,
+        or one of the older names); returns at once (any thread). ValueError if unknown."""
+        for command in pattern(outcome):
             self._tx.put(command)
         self._wake()
 
@@ -137,94 +117,49 @@ class SensorHubDriver:
         self._tx.put(command)
         self._wake()
 
-    def status(self) -> DeviceStatus:
-        with self._lock:
-            faults = sorted(self.faults)
-            if not self._connected or "unplugged" in faults:
-                state: Literal["ok", "fault", "absent", "disabled"] = "absent"
-            elif faults:
-                state = "fault"
-            else:
-                state = "ok"
-            detail = (
-                ", ".join(faults) if faults else (f"hub id {self.hub_id}" if self.hub_id else None)
-            )
-            return DeviceStatus(
-                name=self.name,
-                kind="hub",
-                state=state,
-                detail=detail,
-                firmware=self.firmware,
-                last_frame=self.last_frame,
-            )
+    def _detail(self) -> str | None:
+        return f"hub id {self.hub_id}" if self.hub_id else None
 
-    # -- faults ---------------------------------------------------------------------------
-    def _fault(self, reason: str) -> None:
-        with self._lock:
-            if reason in self.faults:
-                return
-            self.faults.add(reason)
-        log.warning("%s: fault %s (%s)", self.name, reason, self.path)
-        self.sink(DeviceFault("hub", reason, self.clock.now()))
+    def sensor_state(self) -> dict[str, Any]:
+        """What the hub last reported (settled): each door and the key safe ``open`` or
+        ``closed``, tamper ``on``/``off``, battery millivolts (None until reported)."""
+        stable = dict(self.debouncer.stable)
+        return {
+            "doors": {s: "open" if o else "closed" for (k, s), o in sorted(stable.items())
+                      if k == "door"},
+            "keysafe": {s: "open" if o else "closed" for (k, s), o in sorted(stable.items())
+                        if k == "keysafe"},
+            "tamper": "on" if self._tamper else "off",
+            "battery_mv": self._battery,
+        }
 
-    def _clear(self, reason: str) -> None:
-        with self._lock:
-            if reason not in self.faults:
-                return
-            self.faults.discard(reason)
-            recovered = not self.faults
-        log.info("%s: %s cleared", self.name, reason)
-        if recovered:
-            self.sink(DeviceRecovered("hub", self.clock.now()))
-
-    # -- the thread -----------------------------------------------------------------------
+    # -- the link -------------------------------------------------------------------------
     def _wake(self) -> None:
         serial_port = self._serial
         if serial_port is not None and hasattr(serial_port, "cancel_read"):
             with contextlib.suppress(Exception):
                 serial_port.cancel_read()
 
-    def _open(self) -> Any:
+    def _connect(self) -> Any:
         import serial
 
-        return serial.serial_for_url(self.path, baudrate=self.baudrate, timeout=0.05)
+        port = serial.serial_for_url(self.path, baudrate=self.baudrate, timeout=0.05)
+        self._serial = port
+        return port
 
-    def _run(self) -> None:
-        backoff = 0.05
-        while not self._stop.is_set():
-            try:
-                port = self._open()
-            except (OSError, ValueError) as err:  # SerialException is an OSError
-                log.debug("%s: cannot open %s: %s", self.name, self.path, err)
-                self._fault("unplugged")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.reconnect_max_s)
-                continue
-            backoff = 0.05
-            self._serial = port
-            self.connects += 1
-            try:
-                self._session(port)
-            except (OSError, termios.error) as err:
-                log.warning("%s: link lost on %s: %s", self.name, self.path, err)
-                self._fault("unplugged")
-            finally:
-                self._serial = None
-                with self._lock:
-                    self._connected = False
-                with contextlib.suppress(Exception):
-                    port.close()
+    def _disconnect(self, link: Any) -> None:
+        self._serial = None
+        with contextlib.suppress(Exception):
+            link.close()
 
     def _session(self, port: Any) -> None:
         self.protocol.reset()
-        with self._lock:
-            self._connected = True
-        last_rx = time.monotonic()
+        last_rx = self.monotonic()
         last_ping = last_rx
         resync_due = False
         self._write(port, RequestState())
         self.state_requests += 1
-        last_state_request = time.monotonic()
+        last_state_request = self.monotonic()
         while not self._stop.is_set():
             while True:
                 try:
@@ -233,7 +168,7 @@ class SensorHubDriver:
                     break
                 self._write(port, command)
             data = port.read(port.in_waiting or 1)
-            now = time.monotonic()
+            now = self.monotonic()
             resync = False
             if data:
                 at = self.clock.now()
@@ -317,4 +252,5 @@ class SensorHubDriver:
         elif isinstance(event, Nak):
             log.warning("%s: hub refused command %04X: %s", self.name, event.ref, event.reason)
         elif isinstance(event, Sync):
+            self.syncs += 1
             log.debug("%s: full state received (%d frames)", self.name, event.count)

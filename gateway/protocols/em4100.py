@@ -6,6 +6,12 @@ held. :class:`Em4100Parser` takes bytes as they arrive, in any split, and return
 :class:`TagFrame` for each good frame and :class:`FrameRejected` (with a reason) for each
 corrupt one. After garbage it resynchronises on the next ``0x02`` so that no good frame
 following garbage is lost.
+
+The checksum is only an 8-bit XOR: two or three flipped bits can turn one fob's frame into
+another fob's *valid* frame (about 500 in a million noisy frames). :class:`TapConfirmer`
+therefore accepts a tag only when two consecutive frames on the wire are identical (a real
+reader repeats the frame for as long as the fob is in its field, so every tap gives several),
+and collapses the rest of that hold into the same tap. Time is passed in (monotonic seconds).
 """
 
 from __future__ import annotations
@@ -104,3 +110,50 @@ class Em4100Parser:
             )
         self.frames_ok += 1
         return TagFrame("em4100:" + data.hex().upper())
+
+
+class TapConfirmer:
+    """Turns a stream of decoded frames into confirmed taps (sans-IO; time passed in).
+
+    A tag is reported once ``confirm_frames`` consecutive frames carried it (a rejected frame
+    in between breaks the run), and not again while the same tag keeps arriving with gaps
+    shorter than ``hold_gap_s`` (a held fob, even with a corrupt frame in the middle).
+    """
+
+    def __init__(self, hold_gap_s: float = 0.25, confirm_frames: int = 2) -> None:
+        if confirm_frames < 1:
+            raise ValueError("confirm_frames must be at least 1")
+        self.hold_gap_s = hold_gap_s
+        self.confirm_frames = confirm_frames
+        self._tag: str | None = None
+        self._run = 0
+        self._last = 0.0
+        self._reported = False
+        self.unconfirmed = 0  # frames whose tag was dropped without a matching neighbour
+
+    def frame(self, tag: str, now: float) -> str | None:
+        """A good frame for ``tag`` at monotonic ``now``: the tag if this confirms a tap."""
+        if tag == self._tag and now - self._last < self.hold_gap_s:
+            self._run += 1
+        else:
+            if self._tag is not None and not self._reported:
+                self.unconfirmed += 1
+            self._tag, self._run, self._reported = tag, 1, False
+        self._last = now
+        if not self._reported and self._run >= self.confirm_frames:
+            self._reported = True
+            return tag
+        return None
+
+    def rejected(self, now: float) -> None:
+        """A corrupt frame arrived: the next good frame does not pair with the previous."""
+        if now - self._last >= self.hold_gap_s:
+            self.reset()
+        else:
+            self._run = 0
+
+    def reset(self) -> None:
+        """Forget the current hold (the port was reopened)."""
+        if self._tag is not None and not self._reported:
+            self.unconfirmed += 1
+        self._tag, self._run, self._reported = None, 0, False

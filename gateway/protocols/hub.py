@@ -12,6 +12,7 @@ resynchronises on the next ``$`` so one bad byte never costs more than its own f
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,13 +34,9 @@ class HubProtocolError(GatewayError):
 
 
 def crc16_ccitt(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor."""
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor (the
+    standard library's ``binascii.crc_hqx`` computes exactly this, in C)."""
+    return binascii.crc_hqx(data, crc)
 
 
 # -- events (hub -> gateway) -------------------------------------------------------------
@@ -170,13 +167,15 @@ HubCommand = Led | Buzz | Ping | RequestState
 
 FeedbackOutcome = Literal["accepted", "unplanned", "rejected", "fault"]
 
-#: What the carer sees and hears at the door for each outcome (SPEC §4, issue 3).
-FEEDBACK: dict[str, tuple[HubCommand, ...]] = {
-    "accepted": (Led("GREEN", "SOLID", 1500), Buzz(100, 1)),
-    "unplanned": (Led("AMBER", "SOLID", 1500),),
-    "rejected": (Led("RED", "SOLID", 2000), Buzz(800, 1)),
-    "fault": (Led("RED", "BLINK", 2000), Buzz(800, 1)),
-}
+
+def __getattr__(name: str) -> object:
+    """``FEEDBACK``: the older four-outcome view of the carer feedback table, which now lives
+    in :mod:`gateway.feedback` (one table; imported lazily, that module imports this one)."""
+    if name == "FEEDBACK":
+        from gateway.feedback import pattern
+
+        return {old: pattern(old) for old in ("accepted", "unplanned", "rejected", "fault")}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _command_fields(command: HubCommand) -> list[str]:

@@ -4,9 +4,11 @@ Runs a real gateway process (system clock, journal ``synchronous=FULL``) reading
 simulator's RDM6300 on a pty, a real Mosquitto on loopback, and central (for acks), and
 measures from this process:
 
-* **frame → broker**: the moment the frame's bytes are written to the pty until a subscriber
-  on the broker receives the event (the gateway has already committed it to its journal
-  before publishing, so every delivered event is durable first);
+* **tap → broker**: a tap is the reader's frame and, one repeat period later, the same frame
+  again (the gateway accepts a tag only on two agreeing frames); measured from the first
+  frame's bytes written to the pty, and from the confirming second frame's, until a
+  subscriber on the broker receives the event (the gateway has already committed it to its
+  journal before publishing, so every delivered event is durable first);
 * **tap → stored at central**: until central's ``ack`` covering the event arrives (central
   acks only after its own durable commit);
 * **loss at rate**: N distinct frames at R frames/s; every one must arrive exactly once;
@@ -140,7 +142,7 @@ class _Listener:
 def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from firmware_sim.em4100 import SimulatedRfidReader, encode_frame
+    from firmware_sim.em4100 import REPEAT_INTERVAL_S, SimulatedRfidReader, encode_frame
     from homecall.clock import ScaledClock
     from homecall.plan import DocumentCarer, PlanDocument, Visit
     from homecall.stack import Stack
@@ -191,18 +193,24 @@ def run(args: argparse.Namespace) -> int:
 
         # 1. latency of single taps ------------------------------------------------------
         to_broker: list[float] = []
+        confirm_to_broker: list[float] = []
         to_central: list[float] = []
         for _ in range(args.taps):
             tag = next_tag()
             key = redact(tag)
+            frame = encode_frame(tag.split(":")[1])
             sent = time.monotonic()
-            reader.send_raw(encode_frame(tag.split(":")[1]))
+            reader.send_raw(frame)
+            time.sleep(REPEAT_INTERVAL_S)  # the reader repeats the code while the fob is there
+            confirmed = time.monotonic()
+            reader.send_raw(frame)
             limit = sent + 5
             # Block (no busy polling: the harness must not steal the gateway's CPU); arrival
             # times are stamped in the listener's callback.
             arrived = listener.wait_event(key, limit)
             if arrived is not None:
                 to_broker.append((arrived - sent) * 1000)
+                confirm_to_broker.append((arrived - confirmed) * 1000)
                 acked = listener.wait_ack(listener.seq_of_tag[key], limit)
                 if acked is not None:
                     to_central.append((acked - sent) * 1000)
@@ -211,6 +219,10 @@ def run(args: argparse.Namespace) -> int:
         results["frame_to_broker_ms"] = {
             "median": statistics.median(to_broker), "p99": _percentile(to_broker, 99),
             "max": max(to_broker), "n": len(to_broker)}
+        results["confirm_to_broker_ms"] = {
+            "median": statistics.median(confirm_to_broker),
+            "p99": _percentile(confirm_to_broker, 99), "max": max(confirm_to_broker),
+            "n": len(confirm_to_broker)}
         results["tap_to_central_stored_ms"] = {
             "median": statistics.median(to_central), "p99": _percentile(to_central, 99),
             "max": max(to_central), "n": len(to_central)}
@@ -224,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
 
         # 3. loss at rate -----------------------------------------------------------------
         burst_tags = [next_tag() for _ in range(args.burst)]
-        frames = [encode_frame(t.split(":")[1]) for t in burst_tags]
+        frames = [encode_frame(t.split(":")[1]) * 2 for t in burst_tags]  # a tap: 2 frames
         start = time.monotonic()
         for i, frame in enumerate(frames):
             target = start + i / args.rate
@@ -250,12 +262,12 @@ def run(args: argparse.Namespace) -> int:
         half = len(outage_tags) // 2
         stack.broker.stop()
         for tag in outage_tags[:half]:
-            reader.send_raw(encode_frame(tag.split(":")[1]))
+            reader.send_raw(encode_frame(tag.split(":")[1]) * 2)
             time.sleep(0.001)
         time.sleep(1.0)
         stack.broker.start()
         for tag in outage_tags[half:]:
-            reader.send_raw(encode_frame(tag.split(":")[1]))
+            reader.send_raw(encode_frame(tag.split(":")[1]) * 2)
             time.sleep(0.001)
         wanted = {redact(t) for t in outage_tags}
         got = listener.wait_all(wanted, time.monotonic() + 120)
@@ -280,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _format(results: dict[str, Any], command: str) -> str:
     fb = results["frame_to_broker_ms"]
+    cb = results["confirm_to_broker_ms"]
     tc = results["tap_to_central_stored_ms"]
     burst = results["burst"]
     outage = results["broker_outage"]
@@ -289,21 +302,25 @@ def _format(results: dict[str, Any], command: str) -> str:
         f"Command: `{command}` (measured {time.strftime('%Y-%m-%d')}, {results['machine']}).",
         "Real processes: the simulator's RDM6300 on a pty, the gateway daemon (journal",
         "`synchronous=FULL`: every event is fsynced before it is published), Mosquitto on",
-        "loopback, central acking after its own commit. Distinct fobs, so every frame is an event.",
+        "loopback, central acking after its own commit. Distinct fobs, so every tap is an event;",
+        "a tap is two identical frames one reader repeat period "
+        "(33 ms in the simulator) apart.",
         "",
         "| measure | median | p99 | max | target |",
         "| --- | --- | --- | --- | --- |",
-        f"| frame → broker ({fb['n']} taps) | {fb['median']:.2f} ms | {fb['p99']:.2f} ms | "
-        f"{fb['max']:.2f} ms | p99 ≤ 3.6 ms |",
+        f"| first frame → broker ({fb['n']} taps) | {fb['median']:.2f} ms | "
+        f"{fb['p99']:.2f} ms | {fb['max']:.2f} ms | — |",
+        f"| confirming frame → broker | {cb['median']:.2f} ms | {cb['p99']:.2f} ms | "
+        f"{cb['max']:.2f} ms | p99 ≤ 3.6 ms |",
         f"| tap → stored at central (ack received) | {tc['median']:.2f} ms | {tc['p99']:.2f} ms "
         f"| {tc['max']:.2f} ms | — |",
         "",
         "| measure | result | target |",
         "| --- | --- | --- |",
-        f"| burst of {burst['frames']} frames at {burst['rate_fps']:.0f} frames/s | "
+        f"| burst of {burst['frames']} taps (2 frames each) at {burst['rate_fps']:.0f} taps/s | "
         f"{burst['delivered']} delivered, {burst['lost']} lost, {burst['delivered_twice']} twice "
         f"| no loss up to 5,000 frames/s |",
-        f"| {outage['frames']} frames across a broker stop/start | {outage['delivered']} "
+        f"| {outage['frames']} taps across a broker stop/start | {outage['delivered']} "
         f"delivered, {outage['lost']} lost | none lost |",
         f"| central's report afterwards | {results['central_events_lost']} lost, "
         f"{results['central_events_duplicated']} duplicated | 0 / 0 |",

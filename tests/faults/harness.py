@@ -92,6 +92,7 @@ class FaultRig:
         self.gateway_args = ["--reconnect-max", "1.5", *(gateway_args or [])]
         self.tapped: list[str] = []
         self._tap_lock = threading.Lock()
+        self._tap_threads: list[threading.Thread] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FaultRig:
@@ -148,10 +149,23 @@ class FaultRig:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     # -- the home --------------------------------------------------------------------------
-    def tap(self, tag: str) -> None:
+    def tap(self, tag: str, *, background: bool = False) -> None:
+        """Tap ``tag`` on the reader. A tap takes real time (the reader repeats the frame a
+        few times, ~0.1 s); on a fast scaled clock that is many simulated minutes, so a
+        timeline passes ``background=True`` to let its other steps keep their times."""
+        if background:
+            thread = threading.Thread(target=self.tap, args=(tag,), daemon=True)
+            self._tap_threads.append(thread)
+            thread.start()
+            return
         with self._tap_lock:
             self.tapped.append(tag)
             self.rfid.tap(tag)
+
+    def wait_taps(self) -> None:
+        """Wait for every background tap to finish."""
+        while self._tap_threads:
+            self._tap_threads.pop().join()
 
     def load(self, rate_hz: float = 40.0, tap_every: int = 10) -> Load:
         return Load(self, rate_hz=rate_hz, tap_every=tap_every).start()

@@ -24,7 +24,7 @@ def play(rig: FaultRig, timeline: list[tuple[datetime, str, object]]) -> None:
         if wait > 0:
             time.sleep(wait)
         if action == "tap":
-            rig.tap(str(arg))
+            rig.tap(str(arg), background=True)
         elif action == "door":
             rig.hub.door("front", bool(arg))
         else:
@@ -40,6 +40,7 @@ def test_network_cut_for_a_simulated_week(tmp_path: Path) -> None:
         rig.stack.relay.cut()
         assert rig.clock.now() < timeline[0][0], "the stack took too long to start"
         play(rig, timeline)
+        rig.wait_taps()
         end = timeline[-1][0].timestamp() + 6 * 3600
         while rig.clock.now().timestamp() < end:
             time.sleep(0.2)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_sim.em4100 import encode_frame
-from gateway.protocols.em4100 import Em4100Parser, FrameRejected, TagFrame
+from gateway.protocols.em4100 import Em4100Parser, FrameRejected, TagFrame, TapConfirmer
 
 GOOD = encode_frame("0F00A1B2C3")
 OTHER = encode_frame("1A2B3C4D5E")
@@ -122,3 +122,43 @@ def test_random_bytes_only_yield_checksummed_frames(data: bytes) -> None:
         if isinstance(event, TagFrame):
             raw = bytes.fromhex(event.tag.split(":")[1])
             assert len(raw) == 5
+
+
+# -- TapConfirmer: a tag counts on two identical consecutive frames (time passed in) --------
+
+A, B = "em4100:0F00A1B2C3", "em4100:1F10A1B2C3"
+
+
+def test_confirmer_needs_two_identical_frames_in_a_row() -> None:
+    c = TapConfirmer(hold_gap_s=0.25)
+    assert c.frame(A, 0.00) is None
+    assert c.frame(A, 0.03) == A
+    assert c.frame(A, 0.06) is None  # the rest of the hold is the same tap
+
+
+def test_confirmer_alternating_tags_never_confirm() -> None:
+    c = TapConfirmer()
+    assert [c.frame(t, i * 0.03) for i, t in enumerate([A, B, A, B, A])] == [None] * 5
+    assert c.unconfirmed == 4
+
+
+def test_confirmer_rejected_frame_breaks_the_pair_but_not_a_hold() -> None:
+    c = TapConfirmer()
+    c.frame(A, 0.00)
+    c.rejected(0.03)
+    assert c.frame(A, 0.06) is None
+    assert c.frame(A, 0.09) == A
+    c.rejected(0.12)
+    assert c.frame(A, 0.15) is None and c.frame(A, 0.18) is None  # still the same hold
+
+
+def test_confirmer_gap_ends_the_hold() -> None:
+    c = TapConfirmer(hold_gap_s=0.25)
+    c.frame(A, 0.0)
+    assert c.frame(A, 0.03) == A
+    assert c.frame(A, 0.30) is None  # 0.27 s of silence: the fob left; a new tap starts
+    assert c.frame(A, 0.33) == A
+
+
+def test_confirmer_with_one_frame_policy() -> None:
+    assert TapConfirmer(confirm_frames=1).frame(A, 0.0) == A
