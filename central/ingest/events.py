@@ -86,15 +86,48 @@ def record_rejected(conn: Connection, now: datetime, topic: str, reason: str,
 
 
 def _event_hash(conn: Connection, gateway_id: str, seq: int) -> Any:
-    return conn.execute(
-        sa.select(events.c.hash, events.c.type, events.c.chain_ok)
-        .where(events.c.gateway_id == gateway_id, events.c.seq == seq)
-    ).first()
+    return conn.execute(_GET_EVENT, {"b_gw": gateway_id, "b_seq": seq}).first()
 
 
 def _links(prev_hash: str) -> sa.Case[Any]:
     """``chain_ok`` for a row whose predecessor's hash is ``prev_hash``: 1 if it links."""
     return sa.case((events.c.prev_hash == prev_hash, 1), else_=0)
+
+
+# Statements built once and run with parameters (building a statement per event cost more
+# than running it). Bind names start ``b_`` so they never clash with column names.
+_P = sa.bindparam
+_GET_EVENT = sa.select(events.c.hash, events.c.type, events.c.chain_ok).where(
+    events.c.gateway_id == _P("b_gw"), events.c.seq == _P("b_seq"))
+_GET_EVENTS = sa.select(
+    events.c.seq, events.c.hash, events.c.prev_hash, events.c.type, events.c.chain_ok
+).where(events.c.gateway_id == _P("b_gw"), events.c.seq.in_(_P("b_seqs", expanding=True)))
+_DELETE_EVENT = sa.delete(events).where(
+    events.c.gateway_id == _P("b_gw"), events.c.seq == _P("b_seq"))
+_INSERT_EVENT = sa.insert(events)
+_SET_CHAIN = sa.update(events).where(
+    events.c.gateway_id == _P("b_gw"), events.c.seq == _P("b_seq")
+).values(chain_ok=_P("b_chain_ok"))
+_COUNT_BREAK = sa.update(gateways).where(gateways.c.id == _P("b_gw")).values(
+    chain_breaks=gateways.c.chain_breaks + 1)
+
+
+@dataclass(slots=True)
+class _Held:
+    """What the transaction knows is stored at one seq (read once per batch, kept current)."""
+
+    hash: str
+    prev_hash: str
+    type: str
+    chain_ok: int | None
+
+
+def _held(conn: Connection, gateway_id: str, seqs: set[int]) -> dict[int, _Held]:
+    """The stored rows among ``seqs`` for one gateway (absent = not stored)."""
+    if not seqs:
+        return {}
+    rows = conn.execute(_GET_EVENTS, {"b_gw": gateway_id, "b_seqs": sorted(seqs)})
+    return {int(r.seq): _Held(r.hash, r.prev_hash, r.type, r.chain_ok) for r in rows}
 
 
 class EventStore:
@@ -114,16 +147,25 @@ class EventStore:
         stored = duplicates = conflicts = 0
         touched: set[str] = set()
         received_at = format_utc(now)
+        # Every seq this batch looks at (its own, each predecessor, each successor), read
+        # once per gateway; the transaction holds the gateway (SQLite: the write lock;
+        # PostgreSQL: the gateway row), so the cache stays true while the batch runs.
+        wanted: dict[str, set[int]] = {}
+        for _, event in envelopes:
+            wanted.setdefault(event.gateway_id, set()).update(
+                (event.seq - 1, event.seq, event.seq + 1))
         with self.db.write() as conn:
-            for gateway_id in dict.fromkeys(event.gateway_id for _, event in envelopes):
+            for gateway_id in wanted:
                 ensure_gateway(conn, gateway_id, lock=True)
+            held = {gw: _held(conn, gw, seqs) for gw, seqs in wanted.items()}
             for topic_gateway, event in envelopes:
                 gateway_id = event.gateway_id
-                existing = _event_hash(conn, gateway_id, event.seq)
+                known = held[gateway_id]
+                existing = known.get(event.seq)
                 if existing is not None and existing.type in PLACEHOLDER_TYPES:
                     # A tombstoned seq whose real event was already in flight: keep the event.
-                    conn.execute(sa.delete(events).where(
-                        events.c.gateway_id == gateway_id, events.c.seq == event.seq))
+                    conn.execute(_DELETE_EVENT, {"b_gw": gateway_id, "b_seq": event.seq})
+                    del known[event.seq]
                     existing = None
                 if existing is not None:
                     if existing.hash == event.hash:
@@ -135,7 +177,7 @@ class EventStore:
                                         event.to_bytes())
                     touched.add(gateway_id)
                     continue
-                prev = _event_hash(conn, gateway_id, event.seq - 1)
+                prev = known.get(event.seq - 1)
                 if event.seq == 1:
                     chain_ok: int | None = int(event.prev_hash == GENESIS_HASH)
                 elif prev is not None and prev.hash:
@@ -145,27 +187,25 @@ class EventStore:
                 else:
                     chain_ok = None  # predecessor not here yet (or compacted): checked later
                 if chain_ok == 0:
-                    conn.execute(
-                        sa.update(gateways).where(gateways.c.id == gateway_id)
-                        .values(chain_breaks=gateways.c.chain_breaks + 1)
-                    )
-                conn.execute(sa.insert(events).values(
-                    gateway_id=gateway_id, seq=event.seq, id=event.id, type=event.type.value,
-                    time=format_utc(event.time),
-                    severity=event.severity.value if event.severity else None,
-                    visit_id=event.visit_id, service_user_id=event.service_user_id,
-                    carer_id=event.carer_id, clock_ok=int(event.clock_ok),
-                    data=json.dumps(event.data), hash=event.hash, prev_hash=event.prev_hash,
-                    chain_ok=chain_ok, payload=event.to_bytes().decode(),
-                    received_at=received_at,
-                ))
+                    conn.execute(_COUNT_BREAK, {"b_gw": gateway_id})
+                conn.execute(_INSERT_EVENT, {
+                    "gateway_id": gateway_id, "seq": event.seq, "id": event.id,
+                    "type": event.type.value, "time": format_utc(event.time),
+                    "severity": event.severity.value if event.severity else None,
+                    "visit_id": event.visit_id, "service_user_id": event.service_user_id,
+                    "carer_id": event.carer_id, "clock_ok": int(event.clock_ok),
+                    "data": json.dumps(event.data), "hash": event.hash,
+                    "prev_hash": event.prev_hash, "chain_ok": chain_ok,
+                    "payload": event.to_bytes().decode(), "received_at": received_at,
+                })
+                known[event.seq] = _Held(event.hash, event.prev_hash, event.type.value,
+                                         chain_ok)
                 # A later event may now confirm the link of the one after it.
-                conn.execute(
-                    sa.update(events)
-                    .where(events.c.gateway_id == gateway_id, events.c.seq == event.seq + 1,
-                           events.c.chain_ok.is_(None), events.c.type != "lost")
-                    .values(chain_ok=_links(event.hash))
-                )
+                after = known.get(event.seq + 1)
+                if after is not None and after.chain_ok is None and after.type != "lost":
+                    after.chain_ok = int(after.prev_hash == event.hash)
+                    conn.execute(_SET_CHAIN, {"b_gw": gateway_id, "b_seq": event.seq + 1,
+                                              "b_chain_ok": after.chain_ok})
                 _project(conn, event)
                 stored += 1
                 touched.add(gateway_id)
@@ -310,77 +350,111 @@ def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
     return seq
 
 
+@dataclass(frozen=True, slots=True)
+class _ProjectionStatements:
+    """The projection's upserts for one dialect (built once: see the note on ``_P``)."""
+
+    arrival: Any
+    departure: Any
+    new_alert: Any
+
+
+_ATTENDANCE_KEY = [attendances.c.gateway_id, attendances.c.visit_id, attendances.c.carer_id,
+                   attendances.c.arrived_at]
+_OPEN_ATTENDANCE = (
+    sa.select(attendances.c.arrived_at)
+    .where(attendances.c.gateway_id == _P("b_gw"), attendances.c.visit_id == _P("b_visit"),
+           attendances.c.carer_id == _P("b_carer"), attendances.c.departed_at.is_(None))
+    .order_by(attendances.c.arrived_at.desc()).limit(1)
+)
+_LATER_ALERTS = (
+    sa.select(alerts.c.id, alerts.c.data)
+    .where(alerts.c.gateway_id == _P("b_gw"), alerts.c.visit_id == _P("b_visit"),
+           alerts.c.event_seq > _P("b_seq"))
+    .order_by(alerts.c.event_seq)
+)
+_SUPERSEDE_EARLIER = (
+    sa.update(alerts)
+    .where(alerts.c.gateway_id == _P("b_gw"), alerts.c.visit_id == _P("b_visit"),
+           alerts.c.type == _P("b_type"), alerts.c.status != "superseded",
+           alerts.c.event_seq < _P("b_seq"))
+    .values(status="superseded", superseded_by=_P("b_by"))
+)
+_SUPERSEDE_ONE = (
+    sa.update(alerts).where(alerts.c.id == _P("b_id"))
+    .values(status="superseded", superseded_by=_P("b_by"))
+)
+_PROJECTIONS: dict[str, _ProjectionStatements] = {}
+
+
+def _projection_statements(conn: Connection) -> _ProjectionStatements:
+    built = _PROJECTIONS.get(conn.dialect.name)
+    if built is None:
+        arrival = upsert(conn, attendances)
+        departure = upsert(conn, attendances)
+        built = _ProjectionStatements(
+            arrival=arrival.on_conflict_do_update(index_elements=_ATTENDANCE_KEY, set_={
+                "arrival_seq": arrival.excluded.arrival_seq,
+                "punctuality": arrival.excluded.punctuality,
+                "minutes_outside_window": arrival.excluded.minutes_outside_window,
+            }),
+            departure=departure.on_conflict_do_update(index_elements=_ATTENDANCE_KEY, set_={
+                "departed_at": departure.excluded.departed_at,
+                "departure_seq": departure.excluded.departure_seq,
+            }),
+            new_alert=upsert(conn, alerts)
+            .on_conflict_do_nothing(index_elements=[alerts.c.gateway_id, alerts.c.event_seq])
+            .returning(alerts.c.id),
+        )
+        _PROJECTIONS[conn.dialect.name] = built
+    return built
+
+
 def _project(conn: Connection, event: EventEnvelope) -> None:
     data = event.data
     when = format_utc(event.time)
-    key = [attendances.c.gateway_id, attendances.c.visit_id, attendances.c.carer_id,
-           attendances.c.arrived_at]
+    statements = _projection_statements(conn)
     if event.type is EventType.ARRIVAL and event.visit_id and event.carer_id:
-        arrival = upsert(conn, attendances).values(
-            gateway_id=event.gateway_id, visit_id=event.visit_id, carer_id=event.carer_id,
-            arrived_at=when, arrival_seq=event.seq, punctuality=data.get("punctuality"),
-            minutes_outside_window=data.get("minutes_outside_window"), data=json.dumps(data),
-        )
-        conn.execute(arrival.on_conflict_do_update(index_elements=key, set_={
-            "arrival_seq": arrival.excluded.arrival_seq,
-            "punctuality": arrival.excluded.punctuality,
-            "minutes_outside_window": arrival.excluded.minutes_outside_window,
-        }))
+        conn.execute(statements.arrival, {
+            "gateway_id": event.gateway_id, "visit_id": event.visit_id,
+            "carer_id": event.carer_id, "arrived_at": when, "arrival_seq": event.seq,
+            "punctuality": data.get("punctuality"),
+            "minutes_outside_window": data.get("minutes_outside_window"),
+            "data": json.dumps(data),
+        })
     elif event.type is EventType.DEPARTURE and event.visit_id and event.carer_id:
         arrived_at = data.get("arrived_at")
         if arrived_at is None:
-            arrived_at = conn.execute(
-                sa.select(attendances.c.arrived_at)
-                .where(attendances.c.gateway_id == event.gateway_id,
-                       attendances.c.visit_id == event.visit_id,
-                       attendances.c.carer_id == event.carer_id,
-                       attendances.c.departed_at.is_(None))
-                .order_by(attendances.c.arrived_at.desc()).limit(1)
-            ).scalar() or when
-        departure = upsert(conn, attendances).values(
-            gateway_id=event.gateway_id, visit_id=event.visit_id, carer_id=event.carer_id,
-            arrived_at=arrived_at, departed_at=when, departure_seq=event.seq,
-        )
-        conn.execute(departure.on_conflict_do_update(index_elements=key, set_={
-            "departed_at": departure.excluded.departed_at,
-            "departure_seq": departure.excluded.departure_seq,
-        }))
+            arrived_at = conn.execute(_OPEN_ATTENDANCE, {
+                "b_gw": event.gateway_id, "b_visit": event.visit_id, "b_carer": event.carer_id,
+            }).scalar() or when
+        conn.execute(statements.departure, {
+            "gateway_id": event.gateway_id, "visit_id": event.visit_id,
+            "carer_id": event.carer_id, "arrived_at": arrived_at, "departed_at": when,
+            "departure_seq": event.seq,
+        })
     if is_alert(event.type) and event.severity is not None:
-        alert_id = conn.execute(
-            upsert(conn, alerts).values(
-                gateway_id=event.gateway_id, event_seq=event.seq, type=event.type.value,
-                severity=event.severity.value, visit_id=event.visit_id,
-                service_user_id=event.service_user_id, carer_id=event.carer_id,
-                raised_at=when, data=json.dumps(data),
-            )
-            .on_conflict_do_nothing(index_elements=[alerts.c.gateway_id, alerts.c.event_seq])
-            .returning(alerts.c.id)
-        ).scalar_one_or_none()
+        alert_id = conn.execute(statements.new_alert, {
+            "gateway_id": event.gateway_id, "event_seq": event.seq, "type": event.type.value,
+            "severity": event.severity.value, "visit_id": event.visit_id,
+            "service_user_id": event.service_user_id, "carer_id": event.carer_id,
+            "raised_at": when, "data": json.dumps(data),
+        }).scalar_one_or_none()
         if alert_id is None or not event.visit_id:
             return
         supersedes = data.get("supersedes")
         if supersedes:
-            conn.execute(
-                sa.update(alerts)
-                .where(alerts.c.gateway_id == event.gateway_id,
-                       alerts.c.visit_id == event.visit_id, alerts.c.type == supersedes,
-                       alerts.c.status != "superseded", alerts.c.event_seq < event.seq)
-                .values(status="superseded", superseded_by=alert_id)
-            )
+            conn.execute(_SUPERSEDE_EARLIER, {
+                "b_gw": event.gateway_id, "b_visit": event.visit_id, "b_type": supersedes,
+                "b_seq": event.seq, "b_by": alert_id,
+            })
         # Alerts may arrive newest first (after an outage): a later alert that already
         # arrived and supersedes this type wins regardless of arrival order. (``supersedes``
         # lives in the alert's JSON data; the visit's few later alerts are read and checked
         # here, so no JSON operator, which differs between engines, is needed.)
-        later_alerts = conn.execute(
-            sa.select(alerts.c.id, alerts.c.data)
-            .where(alerts.c.gateway_id == event.gateway_id,
-                   alerts.c.visit_id == event.visit_id, alerts.c.event_seq > event.seq)
-            .order_by(alerts.c.event_seq)
-        )
+        later_alerts = conn.execute(_LATER_ALERTS, {
+            "b_gw": event.gateway_id, "b_visit": event.visit_id, "b_seq": event.seq})
         later = next((row.id for row in later_alerts
                       if json.loads(row.data).get("supersedes") == event.type.value), None)
         if later is not None:
-            conn.execute(
-                sa.update(alerts).where(alerts.c.id == alert_id)
-                .values(status="superseded", superseded_by=later)
-            )
+            conn.execute(_SUPERSEDE_ONE, {"b_id": alert_id, "b_by": later})
