@@ -24,7 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     import uvicorn
+
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # import chatter
 
     from central.app import create_app
     from central.db.engine import Database
