@@ -106,7 +106,36 @@ class _Publisher:
         self.client.disconnect()
 
 
-def measure(database_url: str, workdir: Path, events: int, gateway_count: int,
+def measure_store(database_url: str, payloads: dict[str, list[bytes]],
+                  batch: int) -> dict[str, Any]:
+    """The store alone: the same events, parsed beforehand, stored in batches of ``batch``
+    (interleaving gateways as the broker does), one transaction per batch."""
+    from central.db.engine import Database
+    from central.db.migrate import upgrade
+    from central.store import Store
+    from homecall.wire import EventEnvelope
+
+    interleaved = [
+        (gateway_id, EventEnvelope.from_bytes(payload))
+        for row in zip(*payloads.values(), strict=True)
+        for gateway_id, payload in zip(payloads, row, strict=True)
+    ]
+    db = Database(database_url)
+    try:
+        upgrade(db)
+        store = Store(db)
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        for offset in range(0, len(interleaved), batch):
+            store.store_events(interleaved[offset:offset + batch], now)
+        elapsed = time.perf_counter() - started
+    finally:
+        db.dispose()
+    return {"events": len(interleaved), "seconds": elapsed,
+            "rate": len(interleaved) / elapsed}
+
+
+def measure(database_url: str, workdir: Path, payloads: dict[str, list[bytes]],
             batch: int) -> dict[str, Any]:
     """Publish ``events`` through a real broker into central's ingest; time to the last ack."""
     from central.db.engine import Database
@@ -117,9 +146,8 @@ def measure(database_url: str, workdir: Path, events: int, gateway_count: int,
     from homecall.broker import CENTRAL_USER, MosquittoBroker
     from homecall.clock import SystemClock
 
-    gateway_ids = [f"gw-bench-{i:03d}" for i in range(gateway_count)]
-    per_gateway = events // gateway_count
-    payloads = _make_events(workdir, gateway_ids, per_gateway)
+    gateway_ids = list(payloads)
+    per_gateway = len(payloads[gateway_ids[0]])
     with ExitStack() as stack:
         broker = stack.enter_context(MosquittoBroker(workdir / "broker"))
         for gateway_id in gateway_ids:
@@ -154,7 +182,7 @@ def measure(database_url: str, workdir: Path, events: int, gateway_count: int,
                 raise RuntimeError(f"{publisher.gateway_id}: last seq never acked")
         elapsed = max(p.done_at for p in publishers) - started
         stored = ingest.stored
-    total = per_gateway * gateway_count
+    total = per_gateway * len(gateway_ids)
     return {"events": total, "stored": stored, "seconds": elapsed, "rate": total / elapsed}
 
 
@@ -164,12 +192,16 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--db needs --engine sqlite or --engine postgresql")
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="homecall-bench-ingest-") as tmp, ExitStack() as stack:
+        gateway_ids = [f"gw-bench-{i:03d}" for i in range(args.gateways)]
+        payloads = _make_events(Path(tmp), gateway_ids, args.events // args.gateways)
         for engine in engines:
             workdir = Path(tmp) / engine
             workdir.mkdir()
             url = args.db
+            store_url = None
             if url is None and engine == "sqlite":
                 url = f"sqlite:///{workdir / 'central.db'}"
+                store_url = f"sqlite:///{workdir / 'store-only.db'}"
             elif url is None:
                 # The tests' helper: run the bench from a checkout (like ``bench faults``).
                 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -178,11 +210,17 @@ def run(args: argparse.Namespace) -> int:
                 server = PrivatePostgres().start()
                 stack.callback(server.stop)
                 url = server.new_database()
-            result = measure(url, workdir, args.events, args.gateways, args.batch)
-            results[engine] = result
+                store_url = server.new_database()
+            result = measure(url, workdir, payloads, args.batch)
             print(f"{engine}: {result['events']} events from {args.gateways} gateways stored "
                   f"and acked in {result['seconds']:.2f} s = {result['rate']:.0f} events/s "
                   f"(central stored {result['stored']})", flush=True)
+            if store_url is not None:  # not on a database named with --db: it is not empty
+                alone = measure_store(store_url, payloads, args.batch)
+                result["store_rate"] = alone["rate"]
+                print(f"{engine}: the store alone, batches of {args.batch}: "
+                      f"{alone['seconds']:.2f} s = {alone['rate']:.0f} events/s", flush=True)
+            results[engine] = result
     if args.write_docs:
         _write_docs(args, results)
     return 0
@@ -192,7 +230,8 @@ def _write_docs(args: argparse.Namespace, results: dict[str, dict[str, Any]]) ->
     command = (f"homecall bench ingest --engine {args.engine} --events {args.events} "
                f"--gateways {args.gateways} --batch {args.batch} --write-docs")
     rows = "\n".join(
-        f"| {engine} | {r['events']} | {r['seconds']:.2f} | {r['rate']:.0f} |"
+        f"| {engine} | {r['events']} | {r['seconds']:.2f} | {r['rate']:.0f} | "
+        f"{r.get('store_rate', 0):.0f} |"
         for engine, r in results.items()
     )
     text = f"""{SECTION}
@@ -205,10 +244,12 @@ and {args.gateways} gateway clients publishing hash-chained events (QoS 1; 9 bat
 readings to 1 unknown-tag alert). Timed from the first publish until every gateway's ack
 covers its last seq (central acks only after its commit, so this is the durable rate).
 SQLite runs as central does (WAL, `synchronous=FULL`); PostgreSQL is a private local
-server with default settings (`fsync` and `synchronous_commit` on).
+server with default settings (`fsync` and `synchronous_commit` on). "store alone" stores
+the same events, already parsed, straight into a fresh database in batches of {args.batch}
+(no MQTT, no validation): what the database layer costs on its own.
 
-| engine | events | seconds | events/s |
-|---|---:|---:|---:|
+| engine | events | seconds | events/s (end to end) | events/s (store alone) |
+|---|---:|---:|---:|---:|
 {rows}
 """
     write_section(DOCS, SECTION, text)

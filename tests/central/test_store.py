@@ -100,6 +100,15 @@ def test_ack_is_the_highest_contiguous_seq_and_the_chain_is_checked_when_the_gap
     assert list_gateways(store)[0]["chain_breaks"] == 0
 
 
+def test_events_out_of_order_within_one_batch_link_up(store: Store) -> None:
+    chain = Chain()
+    one, two, three, four = (chain.next() for _ in range(4))
+    store.store_events(pairs(one, four), T0)
+    result = store.store_events(pairs(three, two, three), T0)
+    assert (result.stored, result.duplicates, result.acks) == (2, 1, {GW: 4})
+    assert chain_flags(store) == {1: 1, 2: 1, 3: 1, 4: 1}
+
+
 def test_a_broken_link_is_flagged_and_counted(store: Store) -> None:
     chain = Chain()
     one = chain.next()
