@@ -21,7 +21,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from central.db.engine import Database
 from central.db.tables import alerts, audit, plans, rejected_messages
 from central.db.tables import gateways as gateways_table
 from central.ingest.events import EventStore, StoreError, StoreResult, ensure_gateway
@@ -54,10 +53,8 @@ def write_audit(conn: Connection, now: datetime, who: str, action: str, target: 
 
 
 class Store(EventStore):
-    """The event record plus plans, alert work and the audit trail, on one database."""
-
-    def __init__(self, db: Database) -> None:
-        super().__init__(db)
+    """The event record plus plans, alert work and the audit trail, on one database
+    (``Store(db)``, ``db`` a :class:`~central.db.engine.Database`)."""
 
     # -- plans -----------------------------------------------------------------------------
     def save_plan(self, document: PlanDocument, now: datetime, who: str, *,
