@@ -155,7 +155,7 @@ class EventStore:
             wanted.setdefault(event.gateway_id, set()).update(
                 (event.seq - 1, event.seq, event.seq + 1))
         with self.db.write() as conn:
-            for gateway_id in wanted:
+            for gateway_id in sorted(wanted):  # one order for every writer: no deadlock
                 ensure_gateway(conn, gateway_id, lock=True)
             held = {gw: _held(conn, gw, seqs) for gw, seqs in wanted.items()}
             # New event rows, inserted together before the acks are worked out (one
@@ -233,7 +233,7 @@ class EventStore:
         touched: set[str] = set()
         received_at = format_utc(now)
         with self.db.write() as conn:
-            for gateway_id in dict.fromkeys(gap.gateway_id for gap in gaps):
+            for gateway_id in sorted({gap.gateway_id for gap in gaps}):
                 ensure_gateway(conn, gateway_id, lock=True)
             for gap in gaps:
                 gateway_id = gap.gateway_id
