@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from central.api_docs import add_api_docs
 from central.db.engine import Database
 from central.db.migrate import upgrade
-from central.ingest import Ingest
+from central.ingest.session import Ingest
 from central.routers import alerts, gateways, plans, reports, visits
 from central.settings import CentralSettings
 from central.store import Store
@@ -23,17 +24,20 @@ def create_app(
     *,
     clock: Clock | None = None,
     with_ingest: bool = True,
+    database: Database | None = None,
 ) -> FastAPI:
+    """Central's app. ``database``: one already opened (``central serve`` opens it first, so
+    a bad path is reported before anything starts); otherwise the settings' database."""
     settings = settings or CentralSettings()
     clock = clock or clock_from_spec(settings.clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = database or Database(settings.database_url)
         db.check()
         upgrade(db)  # the schema is always current before anything reads or writes
         app.state.db = db
-        store = Store(settings.db_path)
+        store = Store(db)
         ingest = Ingest(settings, store, clock) if with_ingest else None
         app.state.store = store
         app.state.ingest = ingest
@@ -46,10 +50,11 @@ def create_app(
         finally:
             if ingest is not None:
                 ingest.stop()
-            store.close()
             db.dispose()
 
-    app = FastAPI(title="HomeCall central", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="HomeCall central", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    add_api_docs(app)
     for module in (plans, visits, alerts, gateways, reports):
         app.include_router(module.router)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from central.db.engine import Database
-from central.ingest import Ingest
+from central.ingest.session import Ingest
 from central.store import Store
 from homecall.clock import Clock
 

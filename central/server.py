@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, help="SQLite database file (default var/central.db)")
+    parser.add_argument("--db", help="database: an SQLite file path or a URL such as "
+                        "postgresql+psycopg://user:pass@host/homecall (default var/central.db)")
     parser.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (default 8000)")
     parser.add_argument("--mqtt-host")
@@ -23,13 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     import uvicorn
 
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # import chatter
+
     from central.app import create_app
+    from central.db.engine import Database
+    from central.ingest.session import probe_broker
     from central.settings import CentralSettings
 
     overrides = {
-        "db_path": args.db,
+        **_database_override(args.db),
         "http_host": args.host,
         "http_port": args.port,
         "mqtt_host": args.mqtt_host,
@@ -42,6 +49,26 @@ def run(args: argparse.Namespace) -> int:
     if args.mqtt_password_file:
         overrides["mqtt_password"] = args.mqtt_password_file.read_text().strip()
     settings = CentralSettings(**{k: v for k, v in overrides.items() if v is not None})
-    app = create_app(settings)
+    database = Database(settings.database_url)  # a bad path or URL: one line, no traceback
+    database.check()
+    broker = f"{settings.mqtt_host}:{settings.mqtt_port}"
+    unreachable = probe_broker(settings.mqtt_host, settings.mqtt_port)
+    print(f"central: http://{settings.http_host}:{settings.http_port}/ "
+          f"(API docs at /docs)", flush=True)
+    print(f"central: database {database.describe()}", flush=True)
+    print(f"central: broker {broker} " + (
+        "reachable" if unreachable is None
+        else f"unreachable: {unreachable} (will keep trying, and log it until connected)"
+    ), flush=True)
+    app = create_app(settings, database=database)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     return 0
+
+
+def _database_override(db: str | None) -> dict[str, object]:
+    """``--db`` as settings: a URL goes to ``database``, a path to ``db_path``."""
+    if db is None:
+        return {}
+    if "://" in db:
+        return {"database": db}
+    return {"db_path": Path(db)}

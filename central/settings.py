@@ -23,6 +23,7 @@ class CentralSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     ingest_batch: int = 500
+    broker_report_s: float = 10.0  # how often "broker unreachable" is logged until connected
     signing_key_path: Path | None = None  # raw/hex Ed25519 private key: signs gateway plans
 
     @property

@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "replay": ("homecall.benchmarks.replay", "7-day outage: journal size, replay rate, RSS"),
     "faults": ("homecall.benchmarks.faults", "run the delivery fault suite (tests/faults)"),
     "fuzz": ("homecall.benchmarks.fuzz", "a million generated inputs through each device parser"),
+    "ingest": ("homecall.benchmarks.ingest", "central ingest events/s on SQLite and PostgreSQL"),
 }
 
 

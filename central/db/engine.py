@@ -54,7 +54,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
                 os.close(fd)
             except OSError as err:
-                raise DatabaseError(f"cannot open database file {path}: {err.strerror}") from err
+                reason = err.strerror
+                if isinstance(err, FileExistsError):  # mkdir met a file on the way
+                    reason = "a parent of it is a file, not a directory"
+                raise DatabaseError(f"cannot open database file {path}: {reason}") from err
         engine = sa.create_engine(
             parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )

@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from central.deps import ActorDep, ClockDep, StoreDep
+from central.store import NotFound, Superseded
 from central.views import list_alerts
-from homecall.clock import format_utc
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -31,17 +31,10 @@ def alerts(
 def update_alert(
     alert_id: int, update: AlertUpdate, store: StoreDep, clock: ClockDep, actor: ActorDep
 ) -> dict[str, Any]:
-    now = clock.now()
-    with store.transaction() as conn:
-        row = conn.execute("SELECT status FROM alerts WHERE id=?", (alert_id,)).fetchone()
-        if row is None:
-            raise HTTPException(status_code=404, detail=f"no alert {alert_id}")
-        if row["status"] == "superseded":
-            raise HTTPException(status_code=409, detail="alert was superseded; work the newer one")
-        conn.execute(
-            "UPDATE alerts SET status=?, updated_at=?, updated_by=? WHERE id=?",
-            (update.status, format_utc(now), actor, alert_id),
-        )
-        store._audit(conn, now, actor, f"alert.{update.status}", f"alert:{alert_id}",
-                     {"outcome": update.outcome, "previous": row["status"]})
+    try:
+        store.update_alert(alert_id, update.status, update.outcome, clock.now(), actor)
+    except NotFound as err:
+        raise HTTPException(status_code=404, detail=str(err)) from err
+    except Superseded as err:
+        raise HTTPException(status_code=409, detail=str(err)) from err
     return {"id": alert_id, "status": update.status}

@@ -1,5 +1,5 @@
-"""Central's ingest against a real Mosquitto: idempotent storage, acks, bad payloads kept
-aside with a reason while ingest carries on."""
+"""Central's ingest against a real Mosquitto, on SQLite and PostgreSQL: idempotent storage,
+acks, bad payloads kept aside with a reason while ingest carries on."""
 
 from __future__ import annotations
 
@@ -60,10 +60,11 @@ class GatewayClient:
 
 
 @pytest.fixture
-def central(broker: MosquittoBroker, tmp_path: Path) -> Iterator[TestClient]:
+def central(broker: MosquittoBroker, database_url: str) -> Iterator[TestClient]:
+    """Central on each engine (SQLite and PostgreSQL) against the real broker."""
     broker.add_user(GW)
     settings = CentralSettings(
-        db_path=tmp_path / "central.db", mqtt_port=broker.port, mqtt_user=CENTRAL_USER,
+        database=database_url, mqtt_port=broker.port, mqtt_user=CENTRAL_USER,
         mqtt_password=broker.passwords[CENTRAL_USER], mqtt_client_id="central-test",
     )
     app = create_app(settings, clock=ManualClock(T0))
@@ -134,9 +135,7 @@ def test_bad_payloads_are_kept_aside_with_a_reason_and_ingest_carries_on(
         gateway.publish(good.to_bytes())
         wait_for(lambda: 1 in gateway.acks, message="the good event to be acked")
         app = central.app
-        rejected = app.state.store.query(  # type: ignore[attr-defined]
-            "SELECT reason FROM rejected_messages ORDER BY id"
-        )
+        rejected = app.state.store.rejected_messages()  # type: ignore[attr-defined]
         reasons = [r["reason"] for r in rejected]
         assert len(reasons) == 3
         assert "bad EventEnvelope payload" in reasons[0]

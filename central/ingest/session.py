@@ -9,9 +9,12 @@ each touched gateway's ``ack`` (highest contiguous seq durably stored, plus the 
 held). Every ``status`` a gateway publishes is answered with an ``ack`` too, so a gateway
 that just started (or replaced a damaged journal) learns where central stands before it
 publishes new seqs. Gap tombstones (:class:`~homecall.wire.EventGap`) on the events topic
-are stored as placeholders. Plans are signed with central's Ed25519 key (when configured)
-and published retained on ``gw/{id}/plan``; on every (re)connect the current plan of every
-gateway is published again, so a broker that lost its retained messages gets them back.
+are stored as placeholders (see :mod:`central.ingest.events` for how events are stored).
+While central is not connected to the broker it logs so, with the broker's address and the
+reason, every ``broker_report_s`` seconds until it is. Plans are signed with central's
+Ed25519 key (when configured) and published retained on ``gw/{id}/plan``; on every
+(re)connect the current plan of every gateway is published again, so a broker that lost
+its retained messages gets them back.
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ class Ingest:
         self._signing_key = read_key_file(key_path) if key_path else None
         self._worker: threading.Thread | None = None
         self.connected = threading.Event()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._refused: str | None = None  # why the broker last refused central, if it did
         self.stored = 0
         self.duplicates = 0
         self.rejected = 0
@@ -98,8 +104,10 @@ class Ingest:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
     ) -> None:
         if reason_code.is_failure:
+            self._refused = str(reason_code)
             log.error("broker refused central: %s", reason_code)
             return
+        self._refused = None
         sock = client.socket()
         if isinstance(sock, socket.socket):  # acks go out at once, not behind Nagle
             with contextlib.suppress(OSError):
@@ -128,8 +136,28 @@ class Ingest:
         self._client.loop_start()
         self._worker = threading.Thread(target=self._work, name="central-ingest", daemon=True)
         self._worker.start()
+        self._watcher = threading.Thread(target=self._watch_broker, name="central-broker-watch",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _watch_broker(self) -> None:
+        """Log, until connected, that the broker is unreachable: where, and why."""
+        address = f"{self.settings.mqtt_host}:{self.settings.mqtt_port}"
+        was_down = False
+        while not self._stopping.wait(self.settings.broker_report_s):
+            if self.connected.is_set():
+                if was_down:
+                    log.info("broker %s reachable again; central connected", address)
+                was_down = False
+                continue
+            was_down = True
+            reason = self._refused or probe_broker(self.settings.mqtt_host,
+                                                   self.settings.mqtt_port)
+            log.warning("broker %s unreachable: %s (retrying)", address,
+                        reason or "no MQTT session yet")
 
     def stop(self) -> None:
+        self._stopping.set()
         self._queue.put(None)
         if self._worker is not None:
             self._worker.join(timeout=5)
@@ -250,6 +278,15 @@ class Ingest:
                                  self.clock.now())
         if status.state == "online":
             self._publish_ack(gateway_id)  # tells a (re)started gateway where central stands
+
+
+def probe_broker(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """``None`` if something accepts TCP connections at ``host:port``; otherwise why not."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as err:
+        return err.strerror or str(err) or type(err).__name__
 
 
 def _is_gap(payload: bytes) -> bool:

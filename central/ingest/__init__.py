@@ -1,0 +1,4 @@
+"""Central's intake: the MQTT session that receives gateways' events and statuses and sends
+acks (:mod:`central.ingest.session`), and the event record it writes them into, stored once
+per ``(gateway_id, seq)`` with the hash chain checked and the projections kept current
+(:mod:`central.ingest.events`)."""

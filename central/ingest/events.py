@@ -1,0 +1,470 @@
+"""The event record: each gateway's events stored once per ``(gateway_id, seq)``, and the
+projections that storing an event keeps current.
+
+A redelivered event is recognised by its ``(gateway_id, seq)`` and stored once; a redelivery
+whose hash differs from what is stored is a conflict, kept in ``rejected_messages``. Each
+stored event's ``prev_hash`` is checked against the hash stored at ``seq - 1`` (``chain_ok``:
+1 linked, 0 broken, NULL not yet known because the predecessor has not arrived). Storing an
+event updates ``attendances`` (arrival/departure pairs), ``alerts`` (one per alert event) and
+``gateways`` (the highest contiguous seq, which is what central acks, and the highest seq
+held). Gap tombstones are stored as placeholder rows so the contiguous seq can move past
+seqs a gateway will never send.
+
+:class:`EventStore` takes a connection from the pool for each unit of work (one batch, one
+status); every statement is SQLAlchemy Core and runs unchanged on SQLite and PostgreSQL
+(upserts use each dialect's ``ON CONFLICT``). The caller acks only after a method returns,
+i.e. after the transaction committed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+
+from central import CentralError
+from central.db.engine import Database
+from central.db.tables import alerts, attendances, events, gateways, rejected_messages
+from homecall.clock import format_utc
+from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
+
+#: Rows central writes for seqs it will never receive (see :meth:`EventStore.store_gaps`).
+PLACEHOLDER_TYPES = frozenset({"dropped", "lost"})
+
+
+class StoreError(CentralError):
+    """The store cannot do what was asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What storing a batch did."""
+
+    stored: int
+    duplicates: int
+    conflicts: int
+    acks: dict[str, int]  # gateway_id -> highest contiguous seq now stored
+
+
+def upsert(conn: Connection, table: sa.Table) -> Any:
+    """``INSERT`` with the dialect's ``ON CONFLICT`` clauses (SQLite and PostgreSQL alike)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def ensure_gateway(conn: Connection, gateway_id: str, *, lock: bool = False) -> Row[Any]:
+    """The gateway's row, created (with a fresh tag salt) on first sight.
+
+    ``lock`` takes the row for the rest of the transaction on PostgreSQL (``FOR UPDATE``), so
+    two writers to one gateway queue; SQLite's write transactions are serial already.
+    """
+    query = sa.select(gateways).where(gateways.c.id == gateway_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        conn.execute(
+            upsert(conn, gateways)
+            .values(id=gateway_id, tag_salt=secrets.token_hex(16))
+            .on_conflict_do_nothing(index_elements=[gateways.c.id])
+        )
+        row = conn.execute(query).one()
+    return row
+
+
+def record_rejected(conn: Connection, now: datetime, topic: str, reason: str,
+                    payload: bytes) -> None:
+    conn.execute(sa.insert(rejected_messages).values(
+        received_at=format_utc(now), topic=topic, reason=reason, payload=payload))
+
+
+def _event_hash(conn: Connection, gateway_id: str, seq: int) -> Any:
+    return conn.execute(_GET_EVENT, {"b_gw": gateway_id, "b_seq": seq}).first()
+
+
+def _links(prev_hash: str) -> sa.Case[Any]:
+    """``chain_ok`` for a row whose predecessor's hash is ``prev_hash``: 1 if it links."""
+    return sa.case((events.c.prev_hash == prev_hash, 1), else_=0)
+
+
+# Statements built once and run with parameters (building a statement per event cost more
+# than running it). Bind names start ``b_`` so they never clash with column names.
+_P = sa.bindparam
+_GET_EVENT = sa.select(events.c.hash, events.c.type, events.c.chain_ok).where(
+    events.c.gateway_id == _P("b_gw"), events.c.seq == _P("b_seq"))
+_GET_EVENTS = sa.select(
+    events.c.seq, events.c.hash, events.c.prev_hash, events.c.type, events.c.chain_ok
+).where(events.c.gateway_id == _P("b_gw"), events.c.seq.in_(_P("b_seqs", expanding=True)))
+_DELETE_EVENT = sa.delete(events).where(
+    events.c.gateway_id == _P("b_gw"), events.c.seq == _P("b_seq"))
+_INSERT_EVENT = sa.insert(events)
+_SET_CHAIN = sa.update(events).where(
+    events.c.gateway_id == _P("b_gw"), events.c.seq == _P("b_seq")
+).values(chain_ok=_P("b_chain_ok"))
+_COUNT_BREAK = sa.update(gateways).where(gateways.c.id == _P("b_gw")).values(
+    chain_breaks=gateways.c.chain_breaks + 1)
+
+
+@dataclass(slots=True)
+class _Held:
+    """What the transaction knows is stored at one seq (read once per batch, kept current)."""
+
+    hash: str
+    prev_hash: str
+    type: str
+    chain_ok: int | None
+
+
+def _held(conn: Connection, gateway_id: str, seqs: set[int]) -> dict[int, _Held]:
+    """The stored rows among ``seqs`` for one gateway (absent = not stored)."""
+    if not seqs:
+        return {}
+    rows = conn.execute(_GET_EVENTS, {"b_gw": gateway_id, "b_seqs": sorted(seqs)})
+    return {int(r.seq): _Held(r.hash, r.prev_hash, r.type, r.chain_ok) for r in rows}
+
+
+class EventStore:
+    """Stores events, gap tombstones and statuses; answers where a gateway stands."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- events ----------------------------------------------------------------------------
+    def store_events(
+        self, envelopes: list[tuple[str, EventEnvelope]], now: datetime
+    ) -> StoreResult:
+        """Store events idempotently and update projections, in one transaction.
+
+        ``envelopes`` pairs each event with the gateway id its topic named.
+        """
+        stored = duplicates = conflicts = 0
+        touched: set[str] = set()
+        received_at = format_utc(now)
+        # Every seq this batch looks at (its own, each predecessor, each successor), read
+        # once per gateway; the transaction holds the gateway (SQLite: the write lock;
+        # PostgreSQL: the gateway row), so the cache stays true while the batch runs.
+        wanted: dict[str, set[int]] = {}
+        for _, event in envelopes:
+            wanted.setdefault(event.gateway_id, set()).update(
+                (event.seq - 1, event.seq, event.seq + 1))
+        with self.db.write() as conn:
+            for gateway_id in sorted(wanted):  # one order for every writer: no deadlock
+                ensure_gateway(conn, gateway_id, lock=True)
+            held = {gw: _held(conn, gw, seqs) for gw, seqs in wanted.items()}
+            # New event rows, inserted together before the acks are worked out (one
+            # multi-row statement is far cheaper than one per event, above all on
+            # PostgreSQL); nothing in between reads the events table for these seqs.
+            pending: dict[tuple[str, int], dict[str, Any]] = {}
+            for topic_gateway, event in envelopes:
+                gateway_id = event.gateway_id
+                known = held[gateway_id]
+                existing = known.get(event.seq)
+                if existing is not None and existing.type in PLACEHOLDER_TYPES:
+                    # A tombstoned seq whose real event was already in flight: keep the event.
+                    conn.execute(_DELETE_EVENT, {"b_gw": gateway_id, "b_seq": event.seq})
+                    del known[event.seq]
+                    existing = None
+                if existing is not None:
+                    if existing.hash == event.hash:
+                        duplicates += 1
+                    else:
+                        conflicts += 1
+                        record_rejected(conn, now, f"gw/{topic_gateway}/events",
+                                        f"seq {event.seq} already stored with another hash",
+                                        event.to_bytes())
+                    touched.add(gateway_id)
+                    continue
+                prev = known.get(event.seq - 1)
+                if event.seq == 1:
+                    chain_ok: int | None = int(event.prev_hash == GENESIS_HASH)
+                elif prev is not None and prev.hash:
+                    chain_ok = int(prev.hash == event.prev_hash)
+                elif prev is not None:
+                    chain_ok = 0  # follows a lost gap: the chain restarts here
+                else:
+                    chain_ok = None  # predecessor not here yet (or compacted): checked later
+                if chain_ok == 0:
+                    conn.execute(_COUNT_BREAK, {"b_gw": gateway_id})
+                pending[(gateway_id, event.seq)] = {
+                    "gateway_id": gateway_id, "seq": event.seq, "id": event.id,
+                    "type": event.type.value, "time": format_utc(event.time),
+                    "severity": event.severity.value if event.severity else None,
+                    "visit_id": event.visit_id, "service_user_id": event.service_user_id,
+                    "carer_id": event.carer_id, "clock_ok": int(event.clock_ok),
+                    "data": json.dumps(event.data), "hash": event.hash,
+                    "prev_hash": event.prev_hash, "chain_ok": chain_ok,
+                    "payload": event.to_bytes().decode(), "received_at": received_at,
+                }
+                known[event.seq] = _Held(event.hash, event.prev_hash, event.type.value,
+                                         chain_ok)
+                # A later event may now confirm the link of the one after it.
+                after = known.get(event.seq + 1)
+                if after is not None and after.chain_ok is None and after.type != "lost":
+                    after.chain_ok = int(after.prev_hash == event.hash)
+                    waiting = pending.get((gateway_id, event.seq + 1))
+                    if waiting is not None:
+                        waiting["chain_ok"] = after.chain_ok
+                    else:
+                        conn.execute(_SET_CHAIN, {"b_gw": gateway_id, "b_seq": event.seq + 1,
+                                                  "b_chain_ok": after.chain_ok})
+                _project(conn, event)
+                stored += 1
+                touched.add(gateway_id)
+            if pending:
+                conn.execute(_INSERT_EVENT, list(pending.values()))
+            acks = {gw: _advance_contiguous(conn, gw) for gw in sorted(touched)}
+        return StoreResult(stored, duplicates, conflicts, acks)
+
+    def store_gaps(self, gaps: list[EventGap], now: datetime) -> StoreResult:
+        """Record gap tombstones: one placeholder row (type ``dropped`` or ``lost``) per seq
+        central does not already hold, so the contiguous seq (and the ack) can move past it.
+
+        A ``dropped`` gap carries the hashes at both ends and keeps the chain verifiable; a
+        ``lost`` one does not, and the first real event after it shows as a chain break.
+        """
+        stored = duplicates = 0
+        touched: set[str] = set()
+        received_at = format_utc(now)
+        with self.db.write() as conn:
+            for gateway_id in sorted({gap.gateway_id for gap in gaps}):
+                ensure_gateway(conn, gateway_id, lock=True)
+            for gap in gaps:
+                gateway_id = gap.gateway_id
+                touched.add(gateway_id)
+                held = set(conn.execute(
+                    sa.select(events.c.seq).where(
+                        events.c.gateway_id == gateway_id,
+                        events.c.seq.between(gap.first_seq, gap.last_seq))
+                ).scalars())
+                payload = gap.to_bytes().decode()
+                data = json.dumps({"gap": gap.gap, "first_seq": gap.first_seq,
+                                   "last_seq": gap.last_seq, "types": gap.types,
+                                   "reason": gap.reason})
+                rows: list[dict[str, Any]] = []
+                for seq in range(gap.first_seq, gap.last_seq + 1):
+                    if seq in held:
+                        duplicates += 1
+                        continue
+                    prev_hash = (gap.prev_hash or "") if seq == gap.first_seq else ""
+                    own_hash = (gap.hash or "") if seq == gap.last_seq else ""
+                    chain_ok: int | None = 1
+                    if seq == gap.first_seq:
+                        chain_ok = None
+                        if gap.prev_hash is not None:
+                            prev = _event_hash(conn, gateway_id, seq - 1)
+                            if seq == 1:
+                                chain_ok = int(gap.prev_hash == GENESIS_HASH)
+                            elif prev is not None and prev.hash:
+                                chain_ok = int(prev.hash == gap.prev_hash)
+                    if gap.gap == "lost":
+                        chain_ok = None
+                    rows.append({
+                        "gateway_id": gateway_id, "seq": seq,
+                        "id": f"{gap.gap}:{gateway_id}:{seq}", "type": gap.gap,
+                        "time": received_at, "severity": None, "visit_id": None,
+                        "service_user_id": None, "carer_id": None, "clock_ok": 0,
+                        "data": data, "hash": own_hash, "prev_hash": prev_hash,
+                        "chain_ok": chain_ok, "payload": payload, "received_at": received_at,
+                    })
+                if rows:
+                    conn.execute(sa.insert(events), rows)
+                    stored += len(rows)
+                if gap.hash is not None:
+                    conn.execute(
+                        sa.update(events)
+                        .where(events.c.gateway_id == gateway_id,
+                               events.c.seq == gap.last_seq + 1, events.c.chain_ok.is_(None))
+                        .values(chain_ok=_links(gap.hash))
+                    )
+                elif gap.gap == "lost":
+                    after = _event_hash(conn, gateway_id, gap.last_seq + 1)
+                    if after is not None and after.chain_ok is None:
+                        conn.execute(
+                            sa.update(events)
+                            .where(events.c.gateway_id == gateway_id,
+                                   events.c.seq == gap.last_seq + 1)
+                            .values(chain_ok=0)
+                        )
+                        conn.execute(
+                            sa.update(gateways).where(gateways.c.id == gateway_id)
+                            .values(chain_breaks=gateways.c.chain_breaks + 1)
+                        )
+            acks = {gw: _advance_contiguous(conn, gw) for gw in sorted(touched)}
+        return StoreResult(stored, duplicates, 0, acks)
+
+    # -- statuses, rejects, positions ------------------------------------------------------
+    def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime) -> None:
+        with self.db.write() as conn:
+            ensure_gateway(conn, gateway_id)
+            conn.execute(
+                sa.update(gateways).where(gateways.c.id == gateway_id)
+                .values(status=status_json, state=state, last_seen=format_utc(now))
+            )
+
+    def reject(self, topic: str, reason: str, payload: bytes, now: datetime) -> None:
+        """Keep a message ingest refused, with the reason, for staff to look at."""
+        with self.db.write() as conn:
+            record_rejected(conn, now, topic, reason, payload)
+
+    def position(self, gateway_id: str) -> tuple[int, int]:
+        """(highest contiguous seq, highest seq) central holds for ``gateway_id``."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(gateways.c.contiguous_seq, gateways.c.max_seq)
+                .where(gateways.c.id == gateway_id)
+            ).first()
+        if row is None:
+            return 0, 0
+        return int(row.contiguous_seq), int(row.max_seq)
+
+    def gateway_ids(self) -> list[str]:
+        with self.db.read() as conn:
+            return list(conn.execute(sa.select(gateways.c.id).order_by(gateways.c.id)).scalars())
+
+
+def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
+    seq = int(conn.execute(
+        sa.select(gateways.c.contiguous_seq).where(gateways.c.id == gateway_id)
+    ).scalar_one())
+    # Walk forward over the stored run (events after a gap wait for the gap to fill).
+    while True:
+        nxt = list(conn.execute(
+            sa.select(events.c.seq)
+            .where(events.c.gateway_id == gateway_id, events.c.seq > seq,
+                   events.c.seq <= seq + 1000)
+            .order_by(events.c.seq)
+        ).scalars())
+        advanced = False
+        for found in nxt:
+            if found == seq + 1:
+                seq += 1
+                advanced = True
+            else:
+                break
+        if not advanced or len(nxt) < 1000:
+            break
+    highest = conn.execute(
+        sa.select(sa.func.max(events.c.seq)).where(events.c.gateway_id == gateway_id)
+    ).scalar()
+    conn.execute(
+        sa.update(gateways).where(gateways.c.id == gateway_id)
+        .values(contiguous_seq=seq, max_seq=int(highest or 0))
+    )
+    return seq
+
+
+@dataclass(frozen=True, slots=True)
+class _ProjectionStatements:
+    """The projection's upserts for one dialect (built once: see the note on ``_P``)."""
+
+    arrival: Any
+    departure: Any
+    new_alert: Any
+
+
+_ATTENDANCE_KEY = [attendances.c.gateway_id, attendances.c.visit_id, attendances.c.carer_id,
+                   attendances.c.arrived_at]
+_OPEN_ATTENDANCE = (
+    sa.select(attendances.c.arrived_at)
+    .where(attendances.c.gateway_id == _P("b_gw"), attendances.c.visit_id == _P("b_visit"),
+           attendances.c.carer_id == _P("b_carer"), attendances.c.departed_at.is_(None))
+    .order_by(attendances.c.arrived_at.desc()).limit(1)
+)
+_LATER_ALERTS = (
+    sa.select(alerts.c.id, alerts.c.data)
+    .where(alerts.c.gateway_id == _P("b_gw"), alerts.c.visit_id == _P("b_visit"),
+           alerts.c.event_seq > _P("b_seq"))
+    .order_by(alerts.c.event_seq)
+)
+_SUPERSEDE_EARLIER = (
+    sa.update(alerts)
+    .where(alerts.c.gateway_id == _P("b_gw"), alerts.c.visit_id == _P("b_visit"),
+           alerts.c.type == _P("b_type"), alerts.c.status != "superseded",
+           alerts.c.event_seq < _P("b_seq"))
+    .values(status="superseded", superseded_by=_P("b_by"))
+)
+_SUPERSEDE_ONE = (
+    sa.update(alerts).where(alerts.c.id == _P("b_id"))
+    .values(status="superseded", superseded_by=_P("b_by"))
+)
+_PROJECTIONS: dict[str, _ProjectionStatements] = {}
+
+
+def _projection_statements(conn: Connection) -> _ProjectionStatements:
+    built = _PROJECTIONS.get(conn.dialect.name)
+    if built is None:
+        arrival = upsert(conn, attendances)
+        departure = upsert(conn, attendances)
+        built = _ProjectionStatements(
+            arrival=arrival.on_conflict_do_update(index_elements=_ATTENDANCE_KEY, set_={
+                "arrival_seq": arrival.excluded.arrival_seq,
+                "punctuality": arrival.excluded.punctuality,
+                "minutes_outside_window": arrival.excluded.minutes_outside_window,
+            }),
+            departure=departure.on_conflict_do_update(index_elements=_ATTENDANCE_KEY, set_={
+                "departed_at": departure.excluded.departed_at,
+                "departure_seq": departure.excluded.departure_seq,
+            }),
+            new_alert=upsert(conn, alerts)
+            .on_conflict_do_nothing(index_elements=[alerts.c.gateway_id, alerts.c.event_seq])
+            .returning(alerts.c.id),
+        )
+        _PROJECTIONS[conn.dialect.name] = built
+    return built
+
+
+def _project(conn: Connection, event: EventEnvelope) -> None:
+    data = event.data
+    when = format_utc(event.time)
+    statements = _projection_statements(conn)
+    if event.type is EventType.ARRIVAL and event.visit_id and event.carer_id:
+        conn.execute(statements.arrival, {
+            "gateway_id": event.gateway_id, "visit_id": event.visit_id,
+            "carer_id": event.carer_id, "arrived_at": when, "arrival_seq": event.seq,
+            "punctuality": data.get("punctuality"),
+            "minutes_outside_window": data.get("minutes_outside_window"),
+            "data": json.dumps(data),
+        })
+    elif event.type is EventType.DEPARTURE and event.visit_id and event.carer_id:
+        arrived_at = data.get("arrived_at")
+        if arrived_at is None:
+            arrived_at = conn.execute(_OPEN_ATTENDANCE, {
+                "b_gw": event.gateway_id, "b_visit": event.visit_id, "b_carer": event.carer_id,
+            }).scalar() or when
+        conn.execute(statements.departure, {
+            "gateway_id": event.gateway_id, "visit_id": event.visit_id,
+            "carer_id": event.carer_id, "arrived_at": arrived_at, "departed_at": when,
+            "departure_seq": event.seq,
+        })
+    if is_alert(event.type) and event.severity is not None:
+        alert_id = conn.execute(statements.new_alert, {
+            "gateway_id": event.gateway_id, "event_seq": event.seq, "type": event.type.value,
+            "severity": event.severity.value, "visit_id": event.visit_id,
+            "service_user_id": event.service_user_id, "carer_id": event.carer_id,
+            "raised_at": when, "data": json.dumps(data),
+        }).scalar_one_or_none()
+        if alert_id is None or not event.visit_id:
+            return
+        supersedes = data.get("supersedes")
+        if supersedes:
+            conn.execute(_SUPERSEDE_EARLIER, {
+                "b_gw": event.gateway_id, "b_visit": event.visit_id, "b_type": supersedes,
+                "b_seq": event.seq, "b_by": alert_id,
+            })
+        # Alerts may arrive newest first (after an outage): a later alert that already
+        # arrived and supersedes this type wins regardless of arrival order. (``supersedes``
+        # lives in the alert's JSON data; the visit's few later alerts are read and checked
+        # here, so no JSON operator, which differs between engines, is needed.)
+        later_alerts = conn.execute(_LATER_ALERTS, {
+            "b_gw": event.gateway_id, "b_visit": event.visit_id, "b_seq": event.seq})
+        later = next((row.id for row in later_alerts
+                      if json.loads(row.data).get("supersedes") == event.type.value), None)
+        if later is not None:
+            conn.execute(_SUPERSEDE_ONE, {"b_id": alert_id, "b_by": later})
