@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from central.auth import router as auth_router
 from central.db.engine import Database
 from central.db.migrate import upgrade
 from central.ingest import Ingest
+from central.people.routers import ROUTERS as PEOPLE_ROUTERS
 from central.routers import alerts, gateways, plans, reports, visits
 from central.settings import CentralSettings
 from central.store import Store
@@ -50,6 +52,10 @@ def create_app(
             db.dispose()
 
     app = FastAPI(title="HomeCall central", version="0.1.0", lifespan=lifespan)
+    app.include_router(auth_router.router)
+    app.include_router(auth_router.users_router)
+    for people_router in PEOPLE_ROUTERS:
+        app.include_router(people_router)
     for module in (plans, visits, alerts, gateways, reports):
         app.include_router(module.router)
 

@@ -1,4 +1,5 @@
-"""Visits with their outcome (status, punctuality, attendances), per gateway or all."""
+"""Visits with their outcome (status, punctuality, attendances), per gateway or all of the
+caller's organisation."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from central.auth.deps import AllowedGateways, CareReader, visible
 from central.deps import StoreDep
 from central.views import list_visits
 
@@ -13,5 +15,9 @@ router = APIRouter(prefix="/api/visits", tags=["visits"])
 
 
 @router.get("")
-def visits(store: StoreDep, gateway: str | None = None) -> list[dict[str, Any]]:
-    return list_visits(store, gateway)
+def visits(store: StoreDep, user: CareReader, allowed: AllowedGateways,
+           gateway: str | None = None) -> list[dict[str, Any]]:
+    if gateway is not None and not visible(allowed, gateway):
+        return []
+    # becomes list_visits(store, gateway, gateways=allowed) with the ported views
+    return [v for v in list_visits(store, gateway) if visible(allowed, v["gateway"])]
