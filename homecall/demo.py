@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         stack.stop()
         return 0
     print(f"\nCentral is running: {stack.url}  (logs in {workdir / 'logs'}; Ctrl-C stops)")
+    print(f"Demo login: {stack.admin_user} / {stack.admin_password}  (an admin; the password is "
+          f"in {workdir / 'keys' / 'admin.password'})")
     try:
         while True:
             time.sleep(3600)

@@ -5,6 +5,11 @@ and its gateway. Used by ``homecall demo``, the end-to-end tests and the fault b
 cut the gateway's network, ``homecall central serve``, ``homecall sim`` and ``homecall gateway
 run``, all on one shared clock spec, and can crash, restart or cut any of them. Every process
 logs to ``workdir/logs``.
+
+Central's API needs a login: the stack creates an admin (``homecall central create-user``,
+password in ``workdir/keys/admin.password``), logs in for a bearer token that ``self.http``
+sends with every request, and before each plan upload registers what the plan names (an
+organisation, the household for the gateway, its service users and carers with their tags).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -30,6 +36,10 @@ from homecall.plan import PlanDocument
 
 class StackError(HomeCallError):
     """A part of the stack would not start or answer."""
+
+
+ADMIN_USER = "demo-admin"
+DEMO_ORGANISATION = "Demo care"
 
 
 @dataclass
@@ -58,6 +68,9 @@ class Stack:
         self.gateways: dict[str, GatewayProcess] = {}
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
         self.signing_key, self.public_key = self._central_keys()
+        self.admin_user = ADMIN_USER
+        self.admin_password = self._admin_password()
+        self.organisation_id: str | None = None
 
     def _central_keys(self) -> tuple[Path, Path]:
         """Central's Ed25519 key pair (signs plans; gateways verify with the public half)."""
@@ -72,6 +85,14 @@ class Stack:
             private.chmod(0o600)
             public.write_bytes(pub)
         return private, public
+
+    def _admin_password(self) -> str:
+        path = self.workdir / "keys" / "admin.password"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(12) + "\n")
+        return path.read_text().strip()
 
     @property
     def url(self) -> str:
@@ -107,6 +128,7 @@ class Stack:
 
     # -- central ---------------------------------------------------------------------------
     def start_central(self, wait: bool = True) -> None:
+        self._create_admin()
         self.central = self._spawn("central", [
             "central", "serve",
             "--db", str(self.workdir / "central.db"),
@@ -129,16 +151,77 @@ class Stack:
             with contextlib.suppress(httpx.HTTPError):
                 health = self.http.get("/api/health").json()
                 if health.get("broker_connected"):
+                    self._login()
                     return
             time.sleep(0.05)
         raise StackError("central did not become ready")
+
+    def _create_admin(self) -> None:
+        """The stack's admin account (once per workdir; the password never leaves the file)."""
+        result = subprocess.run(
+            [sys.executable, "-m", "homecall.cli", "central", "create-user", self.admin_user,
+             "--role", "admin", "--exist-ok",
+             "--password-file", str(self.workdir / "keys" / "admin.password"),
+             "--db", str(self.workdir / "central.db")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"could not create the admin user: {result.stderr.strip()}")
+
+    def _login(self) -> None:
+        if "authorization" in self.http.headers:
+            return  # tokens live in central's database and survive a restart
+        response = self.http.post("/api/auth/login", json={
+            "username": self.admin_user, "password": self.admin_password, "session": "bearer"})
+        if response.status_code != 200:
+            raise StackError(f"admin login failed: {response.status_code} {response.text}")
+        self.http.headers["authorization"] = f"Bearer {response.json()['token']}"
+
+    def _api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise StackError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def register_people(self, document: PlanDocument) -> None:
+        """Make sure central knows the organisation, household, service users and carers
+        ``document`` names (demo records: placeholder names, no real personal data)."""
+        if self.organisation_id is None:
+            orgs = self._api("GET", "/api/organisations")
+            found = [o for o in orgs if o["name"] == DEMO_ORGANISATION]
+            self.organisation_id = (found[0]["id"] if found else self._api(
+                "POST", "/api/organisations", json={"name": DEMO_ORGANISATION})["id"])
+        households = {h["gateway_id"]: h for h in self._api("GET", "/api/households")}
+        household = households.get(document.gateway) or self._api(
+            "POST", "/api/households", json={
+                "organisation_id": self.organisation_id, "gateway_id": document.gateway,
+                "address": f"Demo household of {document.gateway}",
+                "key_safe_notes": "demo: key safe by the front door"})
+        residents = {s["id"] for s in self._api("GET", "/api/service-users",
+                                                params={"household": household["id"]})}
+        for su in document.service_users:
+            if su not in residents:
+                self._api("POST", "/api/service-users", json={
+                    "id": su, "household_id": household["id"], "name": f"Demo person {su}",
+                    "date_of_birth": "1940-01-01"})
+        carers = {c["id"]: c for c in self._api("GET", "/api/carers")}
+        for carer in document.carers:
+            known = carers.get(carer.id)
+            if known is None:
+                self._api("POST", "/api/carers", json={
+                    "id": carer.id, "organisation_id": household["organisation_id"],
+                    "name": f"Demo carer {carer.id}", "phone": "+44 7700 900000",
+                    "tags": list(carer.tags)})
+            elif not set(carer.tags) <= set(known["tags"]):
+                self._api("PATCH", f"/api/carers/{carer.id}",
+                          json={"tags": sorted({*known["tags"], *carer.tags})})
 
     def kill_central(self) -> None:
         self._end(self.central, kill=True)
 
     def upload_plan(self, document: PlanDocument) -> dict[str, Any]:
-        response = self.http.post("/api/plans", json=document.model_dump(mode="json"),
-                                  headers={"x-homecall-user": "demo-coordinator"})
+        self.register_people(document)
+        response = self.http.post("/api/plans", json=document.model_dump(mode="json"))
         if response.status_code != 201:
             raise StackError(f"plan upload failed: {response.status_code} {response.text}")
         return response.json()
