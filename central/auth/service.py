@@ -9,6 +9,7 @@ no one log in. Every time (expiry, throttling window) comes from the injected cl
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import uuid
@@ -216,7 +217,7 @@ class Accounts:
                 if len(times) >= limit:
                     # refused until the oldest of the last `limit` failures leaves the window
                     free_at = parse_utc(times[-1]) + timedelta(seconds=self.throttle.window_s)
-                    raise LoginThrottled(max(1, int((free_at - now).total_seconds()) + 1))
+                    raise LoginThrottled(max(1, math.ceil((free_at - now).total_seconds())))
 
     # -- sessions --------------------------------------------------------------------------
     def issue(self, user: AuthUser, kind: SessionKind) -> IssuedSession:
