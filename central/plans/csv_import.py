@@ -134,6 +134,8 @@ def _visit(values: dict[str, str]) -> Visit:
             raise _RowError(missing, "window_start and window_end go together")
         window = (datetime.combine(day, _parse_time("window_start", values["window_start"])),
                   datetime.combine(day, _parse_time("window_end", values["window_end"])))
+        if window[1] <= window[0]:
+            raise _RowError("window_end", "the window must end after it starts (same day)")
     status = values.get("status") or "planned"
     if status not in ("planned", "cancelled"):
         raise _RowError("status", f"{status!r} is not 'planned' or 'cancelled'")

@@ -1,4 +1,4 @@
-"""Every route of central's API × every kind of caller, against a declared policy.
+"""Every route of central's API by every kind of caller, against a declared policy.
 
 The policy table below says who may use each route. The test walks the app's own route list
 (what OpenAPI publishes), so a route added without an entry here fails, and a route whose
