@@ -6,9 +6,9 @@ cut the gateway's network, ``homecall central serve``, ``homecall sim`` and ``ho
 run``, all on one shared clock spec, and can crash, restart or cut any of them. Every process
 logs to ``workdir/logs``.
 
-Central's API needs a login: the stack creates an admin (``homecall central create-user``,
-password in ``workdir/keys/admin.password``), logs in for a bearer token that ``self.http``
-sends with every request, and before each plan upload registers what the plan names (an
+Central's API needs a login: the stack creates an admin (password in
+``workdir/keys/admin.password``) with a bearer token that ``self.http`` sends with every
+request, and before each plan upload registers what the plan names (an
 organisation, the household for the gateway, its service users and carers with their tags).
 """
 
@@ -22,7 +22,9 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import httpx
 
 from homecall import HomeCallError
 from homecall.broker import CENTRAL_USER, MosquittoBroker, free_port
+from homecall.clock import clock_from_spec
 from homecall.netem import TcpRelay
 from homecall.plan import PlanDocument
 
@@ -52,6 +55,12 @@ class GatewayProcess:
     process: subprocess.Popen[bytes] | None = None
 
 
+def _hash_password(password: str) -> str:
+    from central.auth.service import hash_password
+
+    return hash_password(password)
+
+
 class Stack:
     def __init__(self, workdir: str | Path, clock_spec: str, *, http_port: int | None = None,
                  heartbeat_s: float = 1.0) -> None:
@@ -70,6 +79,10 @@ class Stack:
         self.signing_key, self.public_key = self._central_keys()
         self.admin_user = ADMIN_USER
         self.admin_password = self._admin_password()
+        # argon2 takes a second or more on a busy machine: hash while central starts
+        hasher = ThreadPoolExecutor(1, thread_name_prefix="admin-hash")
+        self._admin_hash = hasher.submit(_hash_password, self.admin_password)
+        hasher.shutdown(wait=False)
         self.organisation_id: str | None = None
 
     def _central_keys(self) -> tuple[Path, Path]:
@@ -128,7 +141,6 @@ class Stack:
 
     # -- central ---------------------------------------------------------------------------
     def start_central(self, wait: bool = True) -> None:
-        self._create_admin()
         self.central = self._spawn("central", [
             "central", "serve",
             "--db", str(self.workdir / "central.db"),
@@ -156,26 +168,32 @@ class Stack:
             time.sleep(0.05)
         raise StackError("central did not become ready")
 
-    def _create_admin(self) -> None:
-        """The stack's admin account (once per workdir; the password never leaves the file)."""
-        result = subprocess.run(
-            [sys.executable, "-m", "homecall.cli", "central", "create-user", self.admin_user,
-             "--role", "admin", "--exist-ok",
-             "--password-file", str(self.workdir / "keys" / "admin.password"),
-             "--db", str(self.workdir / "central.db")],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
-        if result.returncode != 0:
-            raise StackError(f"could not create the admin user: {result.stderr.strip()}")
-
     def _login(self) -> None:
+        """Make the stack's admin (once per workdir) and give ``self.http`` a bearer token.
+
+        Done in-process on central's database once central has migrated it, with the token
+        issued directly (no HTTP login): the clock is already running, and a second process
+        or another argon2 check would eat into the scenario's start-up lead on a busy
+        machine. The demo's printed password logs in through ``/api/auth/login`` as usual.
+        """
         if "authorization" in self.http.headers:
             return  # tokens live in central's database and survive a restart
-        response = self.http.post("/api/auth/login", json={
-            "username": self.admin_user, "password": self.admin_password, "session": "bearer"})
-        if response.status_code != 200:
-            raise StackError(f"admin login failed: {response.status_code} {response.text}")
-        self.http.headers["authorization"] = f"Bearer {response.json()['token']}"
+        from central.auth.service import Accounts
+        from central.db.engine import Database
+
+        db = Database(self.workdir / "central.db")
+        try:
+            accounts = Accounts(db, clock_from_spec(self.clock_spec),
+                                token_ttl=timedelta(days=3650))
+            user = next((u for u in accounts.list_users() if u.username == self.admin_user),
+                        None)
+            if user is None:
+                user = accounts.create_user(self.admin_user, self.admin_password, "admin", None,
+                                            password_hash=self._admin_hash.result())
+            token = accounts.issue(user, "bearer").token
+        finally:
+            db.dispose()
+        self.http.headers["authorization"] = f"Bearer {token}"
 
     def _api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
