@@ -193,3 +193,18 @@ def test_managers_create_users_only_in_their_organisation(world: World) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "password"]
     names = {u["username"] for u in client.get("/api/users", headers=manager).json()}
     assert "root" not in names and "monitor-a" in names
+
+
+def test_deactivating_an_account_ends_its_sessions(world: World) -> None:
+    client = world.client
+    spare = bearer(client, "spare-a")
+    assert client.get("/api/auth/me", headers=spare).status_code == 200
+    response = client.delete(f"/api/users/{world.spare_user}", headers=world.headers["manager"])
+    assert response.status_code == 204
+    assert client.get("/api/auth/me", headers=spare).status_code == 401
+    assert client.post("/api/auth/login", json={"username": "spare-a",
+                                                "password": PASSWORD}).status_code == 401
+    # a manager cannot remove an account of another organisation (it does not exist for them)
+    other = create_user(world.app, "monitor-b", "monitor", world.b.id)
+    assert client.delete(f"/api/users/{other.id}",
+                         headers=world.headers["manager"]).status_code == 404
