@@ -93,7 +93,7 @@ def play(scenario: Any, speed: float, workdir: Path, *, http_port: int | None = 
     from homecall.stack import Stack, StackError
 
     clock = ScaledClock(scenario.start, speed, anchor=time.time() + STARTUP_LEAD_S)
-    stack = Stack(workdir, clock.spec())
+    stack = Stack(workdir, clock.spec(), http_port=http_port)
     gateway_id = scenario.gateway
     try:
         stack.start_broker()

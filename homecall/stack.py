@@ -42,6 +42,9 @@ class StackError(HomeCallError):
 
 
 ADMIN_USER = "demo-admin"
+#: Sessions expire on central's clock, which the stack runs scaled (600x: 12 hours would be
+#: 72 real seconds): let a browser login on a demo last ten simulated years.
+_SCALED_SESSIONS = {"HOMECALL_SESSION_HOURS": str(24 * 3650)}
 DEMO_ORGANISATION = "Demo care"
 
 
@@ -112,9 +115,10 @@ class Stack:
         return f"http://127.0.0.1:{self.http_port}/"
 
     # -- process helpers -------------------------------------------------------------------
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str],
+               env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
         return subprocess.Popen(
             [sys.executable, "-m", "homecall.cli", *args],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -150,7 +154,7 @@ class Stack:
             "--mqtt-password-file", str(self.broker.credentials_file(CENTRAL_USER)),
             "--clock", self.clock_spec,
             "--signing-key", str(self.signing_key),
-        ])
+        ], env_extra=_SCALED_SESSIONS)
         if wait:
             self.wait_central()
 
