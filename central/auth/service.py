@@ -186,6 +186,9 @@ class Accounts:
             ).first()
         if not self._password_ok(row.password_hash if row else None, password):
             with self.db.write() as conn:
+                # failures older than the window no longer count: forget them
+                conn.execute(login_failures.delete().where(login_failures.c.at <= format_utc(
+                    now - timedelta(seconds=self.throttle.window_s))))
                 conn.execute(login_failures.insert(), [
                     {"key": key, "at": format_utc(now)} for key in keys.values()
                 ])
