@@ -130,7 +130,10 @@ class CarerIn(_Model):
     #: ``em4100:<10 hex>`` fobs and ``nfc:<uid hex>`` cards/phones.
     tags: list[str] = Field(default_factory=list, max_length=10)
 
-    _tags = field_validator("tags")(classmethod(lambda cls, v: _canonical_tags(v)))
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str] | None:
+        return _canonical_tags(value)
 
 
 class CarerPatch(_Model):
@@ -138,7 +141,10 @@ class CarerPatch(_Model):
     phone: Phone | None = None
     tags: list[str] | None = Field(None, max_length=10)
 
-    _tags = field_validator("tags")(classmethod(lambda cls, v: _canonical_tags(v)))
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return _canonical_tags(value)
 
 
 class Carer(_Model):
