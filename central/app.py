@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from central.api_docs import add_api_docs
+from central.auth import router as auth_router
 from central.db.engine import Database
 from central.db.migrate import upgrade
 from central.ingest.session import Ingest
+from central.people.routers import ROUTERS as PEOPLE_ROUTERS
 from central.routers import alerts, gateways, plans, reports, visits
 from central.settings import CentralSettings
 from central.store import Store
@@ -55,6 +57,10 @@ def create_app(
     app = FastAPI(title="HomeCall central", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     add_api_docs(app)
+    app.include_router(auth_router.router)
+    app.include_router(auth_router.users_router)
+    for people_router in PEOPLE_ROUTERS:
+        app.include_router(people_router)
     for module in (plans, visits, alerts, gateways, reports):
         app.include_router(module.router)
 

@@ -1,4 +1,5 @@
-"""Typed FastAPI dependencies shared by the routers: the store, the ingest, the clock."""
+"""Typed FastAPI dependencies shared by the routers: the store, the ingest, the clock.
+Who is calling (and so the audit actor) comes from ``central.auth.deps``."""
 
 from __future__ import annotations
 
@@ -28,13 +29,7 @@ def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 
-def get_actor(request: Request) -> str:
-    """Who is making a write, for the audit trail (staff login replaces this header)."""
-    return request.headers.get("x-homecall-user", "system")
-
-
 DbDep = Annotated[Database, Depends(get_db)]
 StoreDep = Annotated[Store, Depends(get_store)]
 IngestDep = Annotated[Ingest | None, Depends(get_ingest)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
-ActorDep = Annotated[str, Depends(get_actor)]

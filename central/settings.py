@@ -25,6 +25,16 @@ class CentralSettings(BaseSettings):
     ingest_batch: int = 500
     broker_report_s: float = 10.0  # how often "broker unreachable" is logged until connected
     signing_key_path: Path | None = None  # raw/hex Ed25519 private key: signs gateway plans
+    #: Staff sessions: a browser session cookie lasts this long, a bearer token longer.
+    session_hours: float = 12.0
+    token_days: float = 30.0
+    #: Mark the session cookie Secure even on plain HTTP (behind a TLS-terminating proxy).
+    cookie_secure: bool = False
+    #: Login throttling: failed attempts allowed per user name and per client address
+    #: within the window before further attempts are refused (HTTP 429).
+    login_window_s: int = 900
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
 
     @property
     def database_url(self) -> str:

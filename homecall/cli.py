@@ -18,6 +18,7 @@ from collections.abc import Sequence
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
     ("central", "migrate"): ("central.db.migrate", "create or upgrade central's database schema"),
+    ("central", "create-user"): ("central.auth.cli", "create a staff account (the first admin)"),
     ("gateway", "run"): ("gateway.daemon", "run the home gateway daemon"),
     ("gateway", "devices"): ("gateway.devices_cli", "list the gateway's devices and their state"),
     (None, "sim"): ("firmware_sim.cli", "run the device simulator / scenario player"),

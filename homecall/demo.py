@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         stack.stop()
         return 0
     print(f"\nCentral is running: {stack.url}  (logs in {workdir / 'logs'}; Ctrl-C stops)")
+    print(f"Demo login: {stack.admin_user} / {stack.admin_password}  (an admin; the password is "
+          f"in {workdir / 'keys' / 'admin.password'})")
     try:
         while True:
             time.sleep(3600)
@@ -91,7 +93,7 @@ def play(scenario: Any, speed: float, workdir: Path, *, http_port: int | None = 
     from homecall.stack import Stack, StackError
 
     clock = ScaledClock(scenario.start, speed, anchor=time.time() + STARTUP_LEAD_S)
-    stack = Stack(workdir, clock.spec())
+    stack = Stack(workdir, clock.spec(), http_port=http_port)
     gateway_id = scenario.gateway
     try:
         stack.start_broker()

@@ -5,6 +5,11 @@ and its gateway. Used by ``homecall demo``, the end-to-end tests and the fault b
 cut the gateway's network, ``homecall central serve``, ``homecall sim`` and ``homecall gateway
 run``, all on one shared clock spec, and can crash, restart or cut any of them. Every process
 logs to ``workdir/logs``.
+
+Central's API needs a login: the stack creates an admin (password in
+``workdir/keys/admin.password``) with a bearer token that ``self.http`` sends with every
+request, and before each plan upload registers what the plan names (an
+organisation, the household for the gateway, its service users and carers with their tags).
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +32,20 @@ import httpx
 
 from homecall import HomeCallError
 from homecall.broker import CENTRAL_USER, MosquittoBroker, free_port
+from homecall.clock import clock_from_spec
 from homecall.netem import TcpRelay
 from homecall.plan import PlanDocument
 
 
 class StackError(HomeCallError):
     """A part of the stack would not start or answer."""
+
+
+ADMIN_USER = "demo-admin"
+#: Sessions expire on central's clock, which the stack runs scaled (600x: 12 hours would be
+#: 72 real seconds): let a browser login on a demo last ten simulated years.
+_SCALED_SESSIONS = {"HOMECALL_SESSION_HOURS": str(24 * 3650)}
+DEMO_ORGANISATION = "Demo care"
 
 
 @dataclass
@@ -40,6 +56,12 @@ class GatewayProcess:
     password_file: Path
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+
+
+def _hash_password(password: str) -> str:
+    from central.auth.service import hash_password
+
+    return hash_password(password)
 
 
 class Stack:
@@ -58,6 +80,13 @@ class Stack:
         self.gateways: dict[str, GatewayProcess] = {}
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
         self.signing_key, self.public_key = self._central_keys()
+        self.admin_user = ADMIN_USER
+        self.admin_password = self._admin_password()
+        # argon2 takes a second or more on a busy machine: hash while central starts
+        hasher = ThreadPoolExecutor(1, thread_name_prefix="admin-hash")
+        self._admin_hash = hasher.submit(_hash_password, self.admin_password)
+        hasher.shutdown(wait=False)
+        self.organisation_id: str | None = None
 
     def _central_keys(self) -> tuple[Path, Path]:
         """Central's Ed25519 key pair (signs plans; gateways verify with the public half)."""
@@ -73,14 +102,23 @@ class Stack:
             public.write_bytes(pub)
         return private, public
 
+    def _admin_password(self) -> str:
+        path = self.workdir / "keys" / "admin.password"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(12) + "\n")
+        return path.read_text().strip()
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/"
 
     # -- process helpers -------------------------------------------------------------------
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str],
+               env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
         return subprocess.Popen(
             [sys.executable, "-m", "homecall.cli", *args],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -116,7 +154,7 @@ class Stack:
             "--mqtt-password-file", str(self.broker.credentials_file(CENTRAL_USER)),
             "--clock", self.clock_spec,
             "--signing-key", str(self.signing_key),
-        ])
+        ], env_extra=_SCALED_SESSIONS)
         if wait:
             self.wait_central()
 
@@ -129,16 +167,83 @@ class Stack:
             with contextlib.suppress(httpx.HTTPError):
                 health = self.http.get("/api/health").json()
                 if health.get("broker_connected"):
+                    self._login()
                     return
             time.sleep(0.05)
         raise StackError("central did not become ready")
+
+    def _login(self) -> None:
+        """Make the stack's admin (once per workdir) and give ``self.http`` a bearer token.
+
+        Done in-process on central's database once central has migrated it, with the token
+        issued directly (no HTTP login): the clock is already running, and a second process
+        or another argon2 check would eat into the scenario's start-up lead on a busy
+        machine. The demo's printed password logs in through ``/api/auth/login`` as usual.
+        """
+        if "authorization" in self.http.headers:
+            return  # tokens live in central's database and survive a restart
+        from central.auth.service import Accounts
+        from central.db.engine import Database
+
+        db = Database(self.workdir / "central.db")
+        try:
+            accounts = Accounts(db, clock_from_spec(self.clock_spec),
+                                token_ttl=timedelta(days=3650))
+            user = next((u for u in accounts.list_users() if u.username == self.admin_user),
+                        None)
+            if user is None:
+                user = accounts.create_user(self.admin_user, self.admin_password, "admin", None,
+                                            password_hash=self._admin_hash.result())
+            token = accounts.issue(user, "bearer").token
+        finally:
+            db.dispose()
+        self.http.headers["authorization"] = f"Bearer {token}"
+
+    def _api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise StackError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def register_people(self, document: PlanDocument) -> None:
+        """Make sure central knows the organisation, household, service users and carers
+        ``document`` names (demo records: placeholder names, no real personal data)."""
+        if self.organisation_id is None:
+            orgs = self._api("GET", "/api/organisations")
+            found = [o for o in orgs if o["name"] == DEMO_ORGANISATION]
+            self.organisation_id = (found[0]["id"] if found else self._api(
+                "POST", "/api/organisations", json={"name": DEMO_ORGANISATION})["id"])
+        households = {h["gateway_id"]: h for h in self._api("GET", "/api/households")}
+        household = households.get(document.gateway) or self._api(
+            "POST", "/api/households", json={
+                "organisation_id": self.organisation_id, "gateway_id": document.gateway,
+                "address": f"Demo household of {document.gateway}",
+                "key_safe_notes": "demo: key safe by the front door"})
+        residents = {s["id"] for s in self._api("GET", "/api/service-users",
+                                                params={"household": household["id"]})}
+        for su in document.service_users:
+            if su not in residents:
+                self._api("POST", "/api/service-users", json={
+                    "id": su, "household_id": household["id"], "name": f"Demo person {su}",
+                    "date_of_birth": "1940-01-01"})
+        carers = {c["id"]: c for c in self._api("GET", "/api/carers")}
+        for carer in document.carers:
+            known = carers.get(carer.id)
+            if known is None:
+                self._api("POST", "/api/carers", json={
+                    "id": carer.id, "organisation_id": household["organisation_id"],
+                    "name": f"Demo carer {carer.id}", "phone": "+44 7700 900000",
+                    "tags": list(carer.tags)})
+            elif not set(carer.tags) <= set(known["tags"]):
+                self._api("PATCH", f"/api/carers/{carer.id}",
+                          json={"tags": sorted({*known["tags"], *carer.tags})})
 
     def kill_central(self) -> None:
         self._end(self.central, kill=True)
 
     def upload_plan(self, document: PlanDocument) -> dict[str, Any]:
-        response = self.http.post("/api/plans", json=document.model_dump(mode="json"),
-                                  headers={"x-homecall-user": "demo-coordinator"})
+        self.register_people(document)
+        response = self.http.post("/api/plans", json=document.model_dump(mode="json"))
         if response.status_code != 201:
             raise StackError(f"plan upload failed: {response.status_code} {response.text}")
         return response.json()

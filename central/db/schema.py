@@ -4,7 +4,9 @@ A part of central that adds tables adds its module here."""
 
 from __future__ import annotations
 
-import central.db.tables  # noqa: F401  (the event record and projections)
+import central.auth.tables  # (staff accounts, sessions, login failures)
+import central.db.tables  # (the event record and projections)
+import central.people.tables  # noqa: F401  (organisations, households, people)
 from central.db.metadata import metadata
 
 __all__ = ["metadata"]

@@ -1,5 +1,5 @@
 """Alerts for monitoring staff: list, and work them (acknowledge, resolve with an outcome).
-Every change is audited with who and when."""
+Every change is audited with who and when. Staff see their organisation's gateways only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from central.deps import ActorDep, ClockDep, StoreDep
+from central.auth.deps import AlertWorker, AllowedGateways, CareReader
+from central.deps import ClockDep, StoreDep
 from central.store import NotFound, Superseded
 from central.views import list_alerts
 
@@ -22,17 +23,20 @@ class AlertUpdate(BaseModel):
 
 @router.get("")
 def alerts(
-    store: StoreDep, gateway: str | None = None, status: str | None = None
+    store: StoreDep, user: CareReader, allowed: AllowedGateways,
+    gateway: str | None = None, status: str | None = None,
 ) -> list[dict[str, Any]]:
-    return list_alerts(store, gateway, status)
+    return list_alerts(store, gateway, status, gateways=allowed)
 
 
 @router.post("/{alert_id}")
 def update_alert(
-    alert_id: int, update: AlertUpdate, store: StoreDep, clock: ClockDep, actor: ActorDep
+    alert_id: int, update: AlertUpdate, store: StoreDep, clock: ClockDep, user: AlertWorker,
+    allowed: AllowedGateways,
 ) -> dict[str, Any]:
     try:
-        store.update_alert(alert_id, update.status, update.outcome, clock.now(), actor)
+        store.update_alert(alert_id, update.status, update.outcome, clock.now(), user.username,
+                           gateways=allowed)
     except NotFound as err:
         raise HTTPException(status_code=404, detail=str(err)) from err
     except Superseded as err:

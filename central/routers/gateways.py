@@ -1,4 +1,5 @@
-"""Gateways: health, delivery position, and commands to a gateway."""
+"""Gateways: health, delivery position, and commands to a gateway. Staff see their
+organisation's gateways only."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from central.deps import ActorDep, ClockDep, IngestDep, StoreDep
+from central.auth.deps import AllowedGateways, AnyStaff, HomeEditor, require_visible
+from central.deps import ClockDep, IngestDep, StoreDep
 from central.views import list_gateways
 from homecall.wire import CommandMessage, WireError, validate_gateway_id
 
@@ -14,22 +16,23 @@ router = APIRouter(prefix="/api/gateways", tags=["gateways"])
 
 
 @router.get("")
-def gateways(store: StoreDep) -> list[dict[str, Any]]:
-    return list_gateways(store)
+def gateways(store: StoreDep, user: AnyStaff, allowed: AllowedGateways) -> list[dict[str, Any]]:
+    return list_gateways(store, gateways=allowed)
 
 
 @router.post("/{gateway_id}/commands", status_code=202)
 def send_command(
     gateway_id: str, command: CommandMessage, store: StoreDep, ingest: IngestDep,
-    clock: ClockDep, actor: ActorDep,
+    clock: ClockDep, user: HomeEditor, allowed: AllowedGateways,
 ) -> dict[str, Any]:
     try:
         validate_gateway_id(gateway_id)
     except WireError as err:
         raise HTTPException(status_code=422, detail=str(err)) from err
+    require_visible(allowed, gateway_id, "gateway")
     if ingest is None:
         raise HTTPException(status_code=503, detail="central is not connected to the broker")
     ingest.publish_command(gateway_id, command)
-    store.audit(clock.now(), actor, f"gateway.{command.command}", f"gateway:{gateway_id}",
-                command.args)
+    store.audit(clock.now(), user.username, f"gateway.{command.command}",
+                f"gateway:{gateway_id}", command.args)
     return {"gateway": gateway_id, "command": command.command}

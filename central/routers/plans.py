@@ -1,36 +1,105 @@
-"""Visit plans: coordinators upload a household's plan; central versions it and sends the
-pseudonymous gateway plan to the gateway (retained on ``gw/{id}/plan``)."""
+"""Visit plans: coordinators upload a household's plan (JSON, or a rostering system's CSV);
+central checks that the people it names are registered in the household's organisation,
+versions it, and sends the pseudonymous gateway plan to the gateway (retained on
+``gw/{id}/plan``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException
+from pydantic import BaseModel
 
-from central.deps import ActorDep, ClockDep, IngestDep, StoreDep
+from central.auth.deps import (
+    AllowedGateways,
+    CareReader,
+    PeopleDep,
+    PeopleEditor,
+    visible,
+)
+from central.deps import ClockDep, IngestDep, StoreDep
+from central.plans.csv_import import CsvFileError, import_csv
+from central.plans.references import check_references
 from homecall.plan import PlanDocument, PlanError
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])
 
 
-@router.post("", status_code=201)
+class PlanSaved(BaseModel):
+    gateway: str
+    version: int
+    visits: int
+
+
+class RejectedRowOut(BaseModel):
+    #: Line number in the file (the header is line 1).
+    line: int
+    visit_id: str | None
+    column: str | None
+    reason: str
+
+
+class CsvImportReport(BaseModel):
+    rows: int
+    accepted: int
+    rejected: list[RejectedRowOut]
+    plans: list[PlanSaved]
+    dry_run: bool
+
+
+def _save(document: PlanDocument, store: StoreDep, ingest: IngestDep, clock: ClockDep,
+          who: str) -> PlanSaved:
+    plan = store.save_plan(document, clock.now(), who)
+    if ingest is not None:
+        ingest.publish_plan(plan)
+    return PlanSaved(gateway=plan.gateway_id, version=plan.version, visits=len(plan.visits))
+
+
+@router.post("", status_code=201, response_model=PlanSaved)
 def upload_plan(
-    store: StoreDep, ingest: IngestDep, clock: ClockDep, actor: ActorDep,
+    store: StoreDep, ingest: IngestDep, clock: ClockDep, user: PeopleEditor, people: PeopleDep,
     body: Annotated[dict[str, Any], Body()],
-) -> dict[str, Any]:
+) -> PlanSaved:
     try:
         document = PlanDocument.parse(body)
     except PlanError as err:
         raise HTTPException(status_code=422, detail=str(err)) from err
-    plan = store.save_plan(document, clock.now(), actor)
-    if ingest is not None:
-        ingest.publish_plan(plan)
-    return {"gateway": plan.gateway_id, "version": plan.version, "visits": len(plan.visits)}
+    document, problems = check_references(document, people, user.scope)
+    if problems:
+        raise HTTPException(status_code=422, detail=[p.as_detail() for p in problems])
+    return _save(document, store, ingest, clock, user.username)
+
+
+@router.post("/import.csv", response_model=CsvImportReport)
+def import_plans_csv(
+    payload: Annotated[bytes, Body(media_type="text/csv")], store: StoreDep, ingest: IngestDep,
+    clock: ClockDep, user: PeopleEditor, people: PeopleDep, allowed: AllowedGateways,
+    dry_run: bool = False,
+) -> CsvImportReport:
+    """One row a visit (columns in docs/plan-import.md). Bad rows are rejected with the
+    reason; each household with accepted rows gets a new plan of exactly those visits."""
+    current: dict[str, PlanDocument] = {}
+    for gateway in allowed if allowed is not None else store.gateway_ids():
+        found = store.current_plan(gateway)
+        if found is not None:
+            current[gateway] = found[0]
+    try:
+        result = import_csv(payload, people, user.scope, current)
+    except CsvFileError as err:
+        raise HTTPException(status_code=422, detail=str(err)) from err
+    saved = [] if dry_run else [_save(d, store, ingest, clock, user.username)
+                                for d in result.documents]
+    return CsvImportReport(
+        rows=result.rows, accepted=result.accepted, dry_run=dry_run, plans=saved,
+        rejected=[RejectedRowOut(line=r.line, visit_id=r.visit_id, column=r.column,
+                                 reason=r.reason) for r in result.rejected],
+    )
 
 
 @router.get("/{gateway_id}")
-def current_plan(gateway_id: str, store: StoreDep) -> dict[str, Any]:
-    current = store.current_plan(gateway_id)
+def current_plan(gateway_id: str, store: StoreDep, user: CareReader,
+                 allowed: AllowedGateways) -> dict[str, Any]:
+    current = store.current_plan(gateway_id) if visible(allowed, gateway_id) else None
     if current is None:
         raise HTTPException(status_code=404, detail=f"no plan for gateway {gateway_id!r}")
     document, plan = current

@@ -1,4 +1,5 @@
-"""Reports: the SPEC §7 report (central's final view), and raw events for audit."""
+"""Reports: the scenario report (central's final view), and raw events for audit. Staff see
+their organisation's gateways only."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from central.auth.deps import AllowedGateways, CareReader
 from central.deps import StoreDep
 from central.views import list_events, report
 
@@ -13,12 +15,14 @@ router = APIRouter(prefix="/api", tags=["reports"])
 
 
 @router.get("/report")
-def scenario_report(store: StoreDep, gateway: str | None = None) -> dict[str, Any]:
-    return report(store, gateway)
+def scenario_report(store: StoreDep, user: CareReader, allowed: AllowedGateways,
+                    gateway: str | None = None) -> dict[str, Any]:
+    return report(store, gateway, gateways=allowed)
 
 
 @router.get("/events")
 def events(
-    store: StoreDep, gateway: str | None = None, after_seq: int = 0, limit: int = 1000
+    store: StoreDep, user: CareReader, allowed: AllowedGateways,
+    gateway: str | None = None, after_seq: int = 0, limit: int = 1000,
 ) -> list[dict[str, Any]]:
-    return list_events(store, gateway, after_seq, limit)
+    return list_events(store, gateway, after_seq, limit, gateways=allowed)

@@ -1,4 +1,5 @@
-"""Visits with their outcome (status, punctuality, attendances), per gateway or all."""
+"""Visits with their outcome (status, punctuality, attendances), per gateway or all of the
+caller's organisation."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from central.auth.deps import AllowedGateways, CareReader
 from central.deps import StoreDep
 from central.views import list_visits
 
@@ -13,5 +15,6 @@ router = APIRouter(prefix="/api/visits", tags=["visits"])
 
 
 @router.get("")
-def visits(store: StoreDep, gateway: str | None = None) -> list[dict[str, Any]]:
-    return list_visits(store, gateway)
+def visits(store: StoreDep, user: CareReader, allowed: AllowedGateways,
+           gateway: str | None = None) -> list[dict[str, Any]]:
+    return list_visits(store, gateway, gateways=allowed)

@@ -20,6 +20,7 @@ from homecall.broker import CENTRAL_USER, MosquittoBroker
 from homecall.clock import ManualClock
 from homecall.wire import AckMessage, Channel, EventEnvelope, EventType, Severity, topic
 from tests.conftest import wait_for
+from tests.support.auth import log_in_admin
 
 GW = "gw-ingest-1"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -71,6 +72,7 @@ def central(broker: MosquittoBroker, database_url: str) -> Iterator[TestClient]:
     with TestClient(app) as client:
         wait_for(lambda: client.get("/api/health").json()["broker_connected"],
                  message="central to connect")
+        log_in_admin(client, app)
         yield client
 
 

@@ -81,14 +81,14 @@ def test_serve_says_where_it_is_and_keeps_saying_the_broker_is_unreachable_until
 ) -> None:
     broker, output, http_port = serve
     address = f"127.0.0.1:{broker.port}"
-    wait_for(lambda: output.count("central: broker"), timeout=30, message="start-up lines")
+    wait_for(lambda: output.count("central: broker"), timeout=90, message="start-up lines")
     assert output.count(f"central: http://127.0.0.1:{http_port}/") == 1
     assert output.count(f"central: database sqlite:///{tmp_path / 'central.db'}") == 1
     assert output.count(f"central: broker {address} unreachable: Connection refused") == 1
     wait_for(lambda: output.count(f"broker {address} unreachable: Connection refused") >= 3,
-             timeout=30, message="repeated unreachable log lines")
+             timeout=90, message="repeated unreachable log lines")
     broker.start()
-    wait_for(lambda: output.count(f"broker {address} reachable again"), timeout=30,
+    wait_for(lambda: output.count(f"broker {address} reachable again"), timeout=90,
              message="central to say the broker is back")
 
 
