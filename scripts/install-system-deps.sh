@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages HomeCall needs (Mosquitto broker and clients) when missing.
+# Installs the Debian packages HomeCall needs (Mosquitto broker and clients, and what builds
+# the broker policy plugin: gcc, libc and Mosquitto's plugin headers) when missing.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v mosquitto_passwd >/dev/null 2>&1 || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+[ -f /usr/include/stdlib.h ] || missing+=(libc6-dev)
+[ -f /usr/include/mosquitto_plugin.h ] || missing+=(mosquitto-dev)
+[ -f /usr/include/mosquitto.h ] || missing+=(libmosquitto-dev)
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
