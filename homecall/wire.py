@@ -23,6 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -217,11 +218,18 @@ def _bounded_time(value: datetime) -> datetime:
     return value
 
 
+def _time_not_number(value: Any) -> Any:
+    if isinstance(value, int | float):
+        raise ValueError("time must be an ISO 8601 date-time with a UTC offset, not a number")
+    return value
+
+
 def _bounded_data(value: dict[str, Any]) -> dict[str, Any]:
     if not value:
         return value
     try:
-        size = len(canonical_json(value))
+        size = len(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode())
     except (TypeError, ValueError, RecursionError) as err:
         raise ValueError(f"data is not plain JSON: {err}") from err
     if size > MAX_DATA_BYTES:
@@ -236,7 +244,8 @@ def _finite(value: float) -> float:
 
 
 #: A timezone-aware time within the wire's year bounds.
-WireTime = Annotated[datetime, AfterValidator(_bounded_time)]
+WireTime = Annotated[datetime, BeforeValidator(_time_not_number),
+                     AfterValidator(_bounded_time)]
 Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
 Count = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 Ref = Annotated[str, Field(min_length=1, max_length=MAX_REF_CHARS)]
