@@ -1,16 +1,19 @@
 """A private Mosquitto broker with per-gateway identities, for the demo, tests and benches.
 
 :class:`MosquittoBroker` writes a config into its own directory (a free loopback port,
-``allow_anonymous false``, a password file with one user per gateway plus ``central``, and a
+``allow_anonymous false``, a password file with one user per gateway plus ``central``, a
 pattern ACL that lets each gateway write only under its own ``gw/{id}/`` and read only its
-own ``plan``, ``cmd`` and ``ack``), starts ``mosquitto`` and can stop, restart or kill it.
-Production installs use the same ACL (see docs/security.md); only the process handling is
-for tests.
+own ``plan``, ``cmd`` and ``ack``, HomeCall's policy plugin for what an ACL file cannot
+express, and size and queue limits from the wire contract), starts ``mosquitto`` and can stop,
+restart or kill it. Production installs use the same policy (:func:`policy_config_text`,
+:func:`acl_text`, :func:`build_policy_plugin`; see docs/security.md); only the process
+handling is for tests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -21,9 +24,32 @@ import time
 from pathlib import Path
 
 from homecall import HomeCallError
-from homecall.wire import TOPIC_ROOT, validate_gateway_id
+from homecall.wire import (
+    GATEWAY_CLIENT_ID_PREFIX,
+    MAX_GATEWAY_MESSAGE_BYTES,
+    MAX_PLAN_MESSAGE_BYTES,
+    TOPIC_ROOT,
+    validate_gateway_id,
+)
 
 CENTRAL_USER = "central"
+#: Central's broker identities: the only usernames not bound to one gateway's topics. A
+#: gateway id may not start with this prefix (see :func:`MosquittoBroker.add_user`).
+CENTRAL_USERS: tuple[str, ...] = (CENTRAL_USER,)
+
+#: Largest packet the broker reads: the largest legitimate message (a signed plan) plus room
+#: for the topic and MQTT 5 properties. A bigger packet closes the connection (reason 0x95).
+MAX_PACKET_BYTES = MAX_PLAN_MESSAGE_BYTES + 4096
+#: Messages the broker sends a client before waiting for its PUBACKs (bounds what one slow
+#: subscriber holds in flight; central acks each message as it takes it).
+MAX_INFLIGHT_MESSAGES = 1000
+#: A client's queue beyond that (central's backlog while it is away): in messages and bytes.
+#: When full, further messages for that client are dropped by the broker; gateways keep every
+#: event in their journal until central's application-level ack, so they resend them later.
+MAX_QUEUED_MESSAGES = 100_000
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+
+_PLUGIN_SOURCE = Path(__file__).with_name("broker_policy.c")
 
 
 class BrokerError(HomeCallError):
@@ -48,6 +74,62 @@ def _current_user() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def build_policy_plugin(cache_dir: str | Path | None = None) -> Path:
+    """Compile ``broker_policy.c`` (once per source version) and return the ``.so`` path.
+
+    Needs gcc and the Mosquitto plugin headers (Debian: ``mosquitto-dev``,
+    ``libmosquitto-dev``; ``scripts/install-system-deps.sh`` installs them).
+    """
+    source = _PLUGIN_SOURCE.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    if cache_dir is None:
+        cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "homecall"
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"homecall_broker_policy-{digest}.so"
+    if target.exists():
+        return target
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise BrokerError("no C compiler to build the broker policy plugin: run "
+                          "scripts/install-system-deps.sh (installs gcc and mosquitto-dev)")
+    partial = cache / f".{target.name}.{os.getpid()}.tmp"
+    result = subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o", str(partial),
+         str(_PLUGIN_SOURCE)],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise BrokerError(
+            "could not build the broker policy plugin (are mosquitto-dev and libmosquitto-dev "
+            f"installed? run scripts/install-system-deps.sh): {result.stderr.strip()[-500:]}"
+        )
+    partial.replace(target)  # atomic: parallel test runs may build it at the same time
+    return target
+
+
+def policy_config_text(plugin_path: str | Path) -> str:
+    """The ``mosquitto.conf`` lines of HomeCall's broker policy (see docs/security.md)."""
+    return (
+        # Message sizes: no packet bigger than a signed plan (plus its topic) is read from
+        # anyone; gateways' own publishes are held to MAX_GATEWAY_MESSAGE_BYTES by the plugin.
+        # Not message_size_limit: Mosquitto 2.0.11 answers it with PUBACK 0x95, which is not
+        # a valid PUBACK code, and paho then drops the connection as a protocol error.
+        f"max_packet_size {MAX_PACKET_BYTES}\n"
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}\n"
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
+        f"max_queued_bytes {MAX_QUEUED_BYTES}\n"
+        # Client id = username, own-topic-only subscriptions, no retained events, gateway
+        # message size: what acl_file cannot express in Mosquitto 2.0.
+        f"plugin {plugin_path}\n"
+        f"plugin_opt_topic_root {TOPIC_ROOT}\n"
+        f"plugin_opt_central_users {' '.join(CENTRAL_USERS)}\n"
+        f"plugin_opt_gateway_client_id_prefix {GATEWAY_CLIENT_ID_PREFIX}\n"
+        f"plugin_opt_max_gateway_payload {MAX_GATEWAY_MESSAGE_BYTES}\n"
+    )
 
 
 def acl_text() -> str:
@@ -85,8 +167,13 @@ class MosquittoBroker:
 
     def add_user(self, username: str, password: str | None = None) -> str:
         """Create (or replace) a broker identity; returns its password."""
-        if username != CENTRAL_USER:
+        if username not in CENTRAL_USERS:
             validate_gateway_id(username)
+            if username.startswith(CENTRAL_USER):
+                raise BrokerError(
+                    f"gateway id {username!r} is reserved: ids starting with "
+                    f"{CENTRAL_USER!r} are central's broker identities"
+                )
         password = password or secrets.token_urlsafe(18)
         self.passwords[username] = password
         if self.password_file.exists() or len(self.passwords) > 1:
@@ -124,8 +211,8 @@ class MosquittoBroker:
             f"persistence {'true' if self.persistence else 'false'}\n"
             f"persistence_location {self.workdir}/\n"
             f"autosave_interval 1\n"
-            f"max_queued_messages 100000\n"
-            f"max_inflight_messages 0\n"
+            + policy_config_text(build_policy_plugin())
+            +
             # Forward each message at once: Nagle + delayed ACK adds ~40 ms on loopback.
             f"set_tcp_nodelay true\n"
             f"log_dest file {self.workdir / 'mosquitto.log'}\n"

@@ -4,19 +4,26 @@ Both the gateway and central import this module: MQTT topic names, gateway id va
 the event envelope and its hash chain, the status heartbeat, the ack and the command
 messages. Nothing else in the code base builds a topic string or parses a payload by hand.
 Every parse failure raises :class:`WireError` with a message that says what was wrong.
+
+Every field a gateway sends is bounded here (seqs, string and ``data`` sizes, times, gap
+spans, the whole message's size), so a message that parses can always be stored; whether a
+time is plausible against central's clock is central's check (:func:`implausible_time`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -30,7 +37,43 @@ SHARED_EVENTS_SUBSCRIPTION = f"$share/central/{TOPIC_ROOT}/+/events"
 ALL_STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/status"
 GENESIS_HASH = "0" * 64
 
+GATEWAY_CLIENT_ID_PREFIX = "gw-"
 _GATEWAY_ID_RE = re.compile(r"[a-z0-9-]{3,64}")
+
+# -- bounds of the wire contract -----------------------------------------------------------
+#: Largest seq (and any count of seqs): 2**53, the largest integer every JSON reader, SQLite
+#: and PostgreSQL bigint hold exactly.
+MAX_SEQ = 2**53
+#: Longest run of seqs one gap tombstone may cover. Central stores a gap as a range; the
+#: bound keeps a forged or runaway gap from being a weapon against any per-seq bookkeeping.
+MAX_GAP_SPAN = 1_000_000
+#: Length of the opaque ids in an event (event id, boot id) and of references to plan
+#: entities (visit, service user, carer pseudonym), in characters.
+MAX_ID_CHARS = 64
+MAX_REF_CHARS = 128
+#: Size of an event's ``data`` object, as canonical JSON (UTF-8 bytes).
+MAX_DATA_BYTES = 16 * 1024
+#: Free-text fields: a gap's reason, a device's fault detail; short names and versions.
+MAX_TEXT_CHARS = 512
+MAX_NAME_CHARS = 64
+#: Devices one status heartbeat may list; event types one gap may count.
+MAX_DEVICES = 8
+MAX_GAP_TYPES = 64
+#: Largest message a gateway may publish (an event, a gap or a status). Every valid message
+#: fits (tests/security/test_wire_bounds.py builds the largest of each); the broker refuses
+#: bigger publishes from gateways (docs/security.md).
+MAX_GATEWAY_MESSAGE_BYTES = 64 * 1024
+#: Largest message central publishes: a signed plan (up to 2,000 visits in 1 MiB).
+MAX_PLAN_MESSAGE_BYTES = 1024 * 1024
+#: Wire times must fall in [WIRE_TIME_MIN, WIRE_TIME_MAX) once converted to UTC: every store
+#: and language can hold these (9999-12-31T23:59:59-14:00 is year 10000 in UTC and cannot).
+#: The lower bound admits a gateway whose clock never got set (1970, ``clock_ok: false``).
+WIRE_TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+WIRE_TIME_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+#: Central's plausibility window (its check, not the schema's): how far ahead of central's
+#: clock, and how far behind it, a gateway with a good clock may date an event.
+PLAUSIBLE_AHEAD = timedelta(hours=1)
+PLAUSIBLE_BEHIND = timedelta(days=400)
 
 
 class WireError(ValueError):
@@ -44,6 +87,15 @@ def validate_gateway_id(gateway_id: str) -> str:
             f"invalid gateway id {gateway_id!r}: must be 3-64 characters of a-z, 0-9 and '-'"
         )
     return gateway_id
+
+
+def gateway_client_id(gateway_id: str) -> str:
+    """The MQTT client id a gateway must connect with: ``gw-{gateway_id}``.
+
+    The broker refuses any other client id for a gateway's login (docs/security.md), so no
+    login can take over another's session; central's client ids never start with ``gw-``.
+    """
+    return f"{GATEWAY_CLIENT_ID_PREFIX}{gateway_id}"
 
 
 class Channel(StrEnum):
@@ -151,14 +203,99 @@ def is_alert(event_type: EventType | str) -> bool:
     return EventType(event_type) in ALERT_SEVERITY
 
 
+def _bounded_time(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("time must carry a UTC offset")
+    # Aware comparison works on the instants without building a UTC datetime, which would
+    # overflow for 9999-12-31T23:59:59-14:00.
+    if not WIRE_TIME_MIN <= value < WIRE_TIME_MAX:
+        raise ValueError(
+            f"time {value.isoformat()} is outside {WIRE_TIME_MIN.year}-01-01 .. "
+            f"{WIRE_TIME_MAX.year}-01-01 UTC"
+        )
+    return value
+
+
+def _time_not_number(value: Any) -> Any:
+    if isinstance(value, int | float):
+        raise ValueError("time must be an ISO 8601 date-time with a UTC offset, not a number")
+    return value
+
+
+def _bounded_data(value: dict[str, Any]) -> dict[str, Any]:
+    if not value:
+        return value
+    # Fast path for what gateways write on every event: a few flat strings, small ints,
+    # booleans and nulls, far under the limit even if every character were escaped.
+    if len(value) <= 32:
+        chars = 0
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                chars += len(key) + len(item)
+            elif item is None or kind is bool or (kind is int and -MAX_SEQ <= item <= MAX_SEQ):
+                chars += len(key) + 20
+            else:
+                break
+        else:
+            if 6 * chars + 8 * len(value) + 2 <= MAX_DATA_BYTES:
+                return value
+    try:
+        size = len(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode())
+    except (TypeError, ValueError, RecursionError) as err:
+        raise ValueError(f"data is not plain JSON: {err}") from err
+    if size > MAX_DATA_BYTES:
+        raise ValueError(f"data is {size} bytes of JSON, over the {MAX_DATA_BYTES} byte limit")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+#: A timezone-aware time within the wire's year bounds.
+WireTime = Annotated[datetime, BeforeValidator(_time_not_number),
+                     AfterValidator(_bounded_time)]
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
+Count = Annotated[int, Field(ge=0, le=MAX_SEQ)]
+Ref = Annotated[str, Field(min_length=1, max_length=MAX_REF_CHARS)]
+Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
+
+def implausible_time(event_time: datetime, now: datetime) -> str | None:
+    """Why ``event_time`` is implausible against ``now`` (central's clock), else None.
+
+    For central's ingest: an event from a gateway with a good clock dated more than
+    :data:`PLAUSIBLE_AHEAD` ahead of central or :data:`PLAUSIBLE_BEHIND` behind it should
+    not open alerts as if it were current.
+    """
+    if event_time > now + PLAUSIBLE_AHEAD:
+        return f"time {event_time.isoformat()} is more than {PLAUSIBLE_AHEAD} ahead of central"
+    if event_time < now - PLAUSIBLE_BEHIND:
+        return f"time {event_time.isoformat()} is more than {PLAUSIBLE_BEHIND.days} days old"
+    return None
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=False).encode()
 
+    #: Largest payload :meth:`from_bytes` parses.
+    max_bytes: ClassVar[int] = MAX_GATEWAY_MESSAGE_BYTES
+
     @classmethod
     def from_bytes(cls, payload: bytes | str) -> Any:
+        if len(payload) > cls.max_bytes:
+            raise WireError(
+                f"bad {cls.__name__} payload: {len(payload)} bytes, over the "
+                f"{cls.max_bytes} byte limit"
+            )
         try:
             return cls.model_validate_json(payload)
         except ValidationError as err:
@@ -177,19 +314,19 @@ class EventEnvelope(_Message):
     """
 
     v: Literal[1] = 1
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     gateway_id: str
-    seq: int = Field(ge=1)
+    seq: Seq
     type: EventType
-    time: datetime
-    mono: float
-    boot_id: str = Field(min_length=1, max_length=64)
+    time: WireTime
+    mono: float = Field(ge=-1e12, le=1e12, allow_inf_nan=False)
+    boot_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     clock_ok: bool
     severity: Severity | None = None
-    visit_id: str | None = None
-    service_user_id: str | None = None
-    carer_id: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    visit_id: Ref | None = None
+    service_user_id: Ref | None = None
+    carer_id: Ref | None = None
+    data: Annotated[dict[str, Any], AfterValidator(_bounded_data)] = Field(default_factory=dict)
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
 
@@ -200,13 +337,6 @@ class EventEnvelope(_Message):
             return validate_gateway_id(value)
         except WireError as err:
             raise ValueError(str(err)) from err
-
-    @field_validator("time")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("time must carry a UTC offset")
-        return value
 
     def expected_hash(self) -> str:
         return chain_hash(self.prev_hash, self.body_for_hash())
@@ -231,12 +361,12 @@ def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
 
 
 class DeviceStatus(_Message):
-    name: str
-    kind: str
+    name: Name
+    kind: Name
     state: Literal["ok", "fault", "absent", "disabled"]
-    detail: str | None = None
-    firmware: str | None = None
-    last_frame: datetime | None = None
+    detail: Text | None = None
+    firmware: Name | None = None
+    last_frame: WireTime | None = None
 
 
 class StatusMessage(_Message):
@@ -245,14 +375,22 @@ class StatusMessage(_Message):
     v: Literal[1] = 1
     gateway_id: str
     state: Literal["online", "offline"]
-    time: datetime | None = None
-    boot_id: str | None = None
+    time: WireTime | None = None
+    boot_id: str | None = Field(None, max_length=MAX_ID_CHARS)
     clock_ok: bool | None = None
-    backlog: int | None = None
-    last_seq: int | None = None
-    plan_version: int | None = None
-    heartbeat_s: float | None = None
-    devices: list[DeviceStatus] = Field(default_factory=list)
+    backlog: Count | None = None
+    last_seq: Count | None = None
+    plan_version: Count | None = None
+    heartbeat_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
+    devices: list[DeviceStatus] = Field(default_factory=list, max_length=MAX_DEVICES)
+
+    @field_validator("gateway_id")
+    @classmethod
+    def _gateway_id(cls, value: str) -> str:
+        try:
+            return validate_gateway_id(value)
+        except WireError as err:
+            raise ValueError(str(err)) from err
 
 
 class AckMessage(_Message):
@@ -264,8 +402,8 @@ class AckMessage(_Message):
     """
 
     v: Literal[1] = 1
-    seq: int = Field(ge=0)
-    max_seq: int | None = Field(None, ge=0)
+    seq: Count
+    max_seq: Count | None = None
 
 
 class EventGap(_Message):
@@ -281,12 +419,12 @@ class EventGap(_Message):
     v: Literal[1] = 1
     gap: Literal["dropped", "lost"]
     gateway_id: str
-    first_seq: int = Field(ge=1)
-    last_seq: int = Field(ge=1)
+    first_seq: Seq
+    last_seq: Seq
     prev_hash: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     hash: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
-    types: dict[str, int] = Field(default_factory=dict)
-    reason: str = ""
+    types: dict[Name, Count] = Field(default_factory=dict, max_length=MAX_GAP_TYPES)
+    reason: Text = ""
 
     @field_validator("gateway_id")
     @classmethod
@@ -300,6 +438,10 @@ class EventGap(_Message):
     def _ordered(self) -> EventGap:
         if self.last_seq < self.first_seq:
             raise ValueError("last_seq must not be below first_seq")
+        if self.last_seq - self.first_seq + 1 > MAX_GAP_SPAN:
+            raise ValueError(
+                f"gap {self.first_seq}..{self.last_seq} covers more than {MAX_GAP_SPAN} seqs"
+            )
         return self
 
     @property
@@ -312,4 +454,4 @@ class CommandMessage(_Message):
 
     v: Literal[1] = 1
     command: Literal["refresh_plan", "test_mode", "identify", "resync"]
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: Annotated[dict[str, Any], AfterValidator(_bounded_data)] = Field(default_factory=dict)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages HomeCall needs (Mosquitto broker and clients, PostgreSQL)
-# when missing.
+# Installs the Debian packages HomeCall needs when missing: the Mosquitto broker and clients,
+# what builds the broker policy plugin (gcc, libc and Mosquitto's plugin headers), and
+# PostgreSQL (central's store is tested on it).
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 missing=()
@@ -10,6 +11,10 @@ command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 # PostgreSQL: central's tests run its store on SQLite and on PostgreSQL (a private server
 # each run, started from Debian's binaries; the package's own cluster is not used).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+[ -f /usr/include/stdlib.h ] || missing+=(libc6-dev)
+[ -f /usr/include/mosquitto_plugin.h ] || missing+=(mosquitto-dev)
+[ -f /usr/include/mosquitto.h ] || missing+=(libmosquitto-dev)
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi

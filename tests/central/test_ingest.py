@@ -18,7 +18,15 @@ from central.settings import CentralSettings
 from gateway.delivery.journal import Journal, NewEvent
 from homecall.broker import CENTRAL_USER, MosquittoBroker
 from homecall.clock import ManualClock
-from homecall.wire import AckMessage, Channel, EventEnvelope, EventType, Severity, topic
+from homecall.wire import (
+    AckMessage,
+    Channel,
+    EventEnvelope,
+    EventType,
+    Severity,
+    gateway_client_id,
+    topic,
+)
 from tests.conftest import wait_for
 from tests.support.auth import log_in_admin
 
@@ -33,7 +41,8 @@ class GatewayClient:
         self.acks: list[int] = []
         self.results: dict[int, int] = {}
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{gateway_id}",
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=gateway_client_id(gateway_id),
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(gateway_id, broker.passwords[gateway_id])
         self.client.on_message = self._on_message
