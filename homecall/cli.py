@@ -17,7 +17,7 @@ from collections.abc import Sequence
 # (group, command) -> module; group None means a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
-    ("gateway", "run"): ("gateway.daemon", "run the home gateway daemon"),
+    ("gateway", "run"): ("gateway.settings", "run the home gateway daemon"),
     ("gateway", "devices"): ("gateway.devices_cli", "list the gateway's devices and their state"),
     (None, "sim"): ("firmware_sim.cli", "run the device simulator / scenario player"),
     (None, "demo"): ("homecall.demo", "run the whole stack on a scenario"),
