@@ -1,0 +1,260 @@
+"""A failed journal commit loses nothing: the whole gateway (simulated reader and hub on ptys,
+real Mosquitto, a real journal file) with real SQLite faults injected at the journal's
+connection: a read-only database (``PRAGMA query_only``, as a read-only remount), a full
+one (``PRAGMA max_page_count`` at its current size, as a full card) and an error from the
+connection itself (an authorizer that refuses writes: a ``sqlite3.DatabaseError``, not an
+``OperationalError``).
+
+Every case checks what a user would: the carer's feedback, what the journal file holds,
+what the gateway reports, and that the engine's state never runs ahead of the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from firmware_sim.em4100 import SimulatedRfidReader
+from firmware_sim.hub import SimulatedHub
+from gateway.daemon import GatewayConfig, GatewayDaemon, Tick
+from gateway.delivery.outbox import BrokerSettings
+from homecall.broker import CENTRAL_USER, MosquittoBroker
+from homecall.clock import ManualClock
+from homecall.plan import DocumentCarer, PlanDocument, Visit
+from homecall.wire import AckMessage, Channel, topic
+from tests.conftest import wait_for
+
+GW = "gw-fault-1"
+CARER_TAG = "em4100:0F00A1B2C3"
+START = datetime(2026, 3, 2, 7, 55, tzinfo=UTC)  # London is on UTC in early March
+
+
+def stranger(i: int) -> str:
+    return f"em4100:{0xB000000000 + i:010X}"
+
+
+class JournalFaults:
+    """Real SQLite faults on the daemon's own journal connection."""
+
+    def __init__(self, daemon: GatewayDaemon) -> None:
+        self.journal = daemon.journal
+
+    def _on_conn(self, sql: str) -> None:
+        with self.journal._lock:
+            self.journal._conn.execute(sql)
+
+    def read_only(self) -> None:
+        self._on_conn("PRAGMA query_only=ON")
+
+    def full(self) -> None:
+        with self.journal._lock:
+            pages = self.journal._conn.execute("PRAGMA page_count").fetchone()[0]
+            self.journal._conn.execute(f"PRAGMA max_page_count={pages}")
+
+    def refuse(self, *actions: int) -> None:
+        """The connection refuses these statement kinds (sqlite3.SQLITE_INSERT, ...)."""
+        def authorizer(action: int, *_: Any) -> int:
+            return sqlite3.SQLITE_DENY if action in actions else sqlite3.SQLITE_OK
+
+        with self.journal._lock:
+            self.journal._conn.set_authorizer(authorizer)
+
+    def heal(self) -> None:
+        with self.journal._lock:
+            self.journal._conn.execute("PRAGMA query_only=OFF")
+            self.journal._conn.execute("PRAGMA max_page_count=1073741823")
+            self.journal._conn.set_authorizer(None)
+
+
+@dataclass
+class Home:
+    daemon: GatewayDaemon
+    clock: ManualClock
+    reader: SimulatedRfidReader
+    hub: SimulatedHub
+    central: mqtt.Client
+    journal_path: Path
+    faults: JournalFaults
+
+    def events(self) -> list[dict[str, Any]]:
+        """What the journal file holds, read through a connection of its own."""
+        conn = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT payload FROM events ORDER BY seq").fetchall()
+        finally:
+            conn.close()
+        return [json.loads(r[0]) for r in rows]
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events()]
+
+    def signals(self) -> list[str]:
+        return self.hub.feedback_signals()
+
+    def tap(self, tag: str) -> None:
+        """Present ``tag`` and wait for the hub's whole answer (an LED and a buzz)."""
+        before = len(self.signals())
+        self.reader.tap(tag)
+        wait_for(lambda: len(self.signals()) >= before + 2, message="the hub's feedback")
+
+    def as_central(self, channel: Channel, payload: bytes, retain: bool = False) -> None:
+        info = self.central.publish(topic(GW, channel), payload, qos=1, retain=retain)
+        info.wait_for_publish(timeout=5)
+
+
+def plan_document(now: datetime) -> PlanDocument:
+    return PlanDocument(
+        gateway=GW, service_users=("su-1",),
+        carers=(DocumentCarer(id="c-1", tags=(CARER_TAG,)),),
+        visits=(Visit(id="v-1", service_user="su-1", start=now.replace(tzinfo=None)
+                      + timedelta(minutes=5), duration_min=30, carers=("c-1",)),),
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path, broker: MosquittoBroker) -> Iterator[Home]:
+    password = broker.add_user(GW)
+    clock = ManualClock(START)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan_document(START).model_dump_json())
+    reader = SimulatedRfidReader(str(tmp_path / "dev" / "rfid"))
+    hub = SimulatedHub(str(tmp_path / "dev" / "hub"), clock=clock)
+    reader.start()
+    hub.start()
+    config = GatewayConfig(
+        gateway_id=GW, journal_path=tmp_path / "journal.db",
+        broker=BrokerSettings(port=broker.port, username=GW, password=password),
+        rfid_path=reader.link_path, hub_path=str(hub.link_path), plan_file=plan_file,
+        clock_ok="yes", heartbeat_s=3600, device_state_file=tmp_path / "devices.json",
+    )
+    daemon = GatewayDaemon(config, clock)
+    thread = threading.Thread(target=daemon.run, name="gateway-core", daemon=True)
+    thread.start()
+    central = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                          client_id="central-test", protocol=mqtt.MQTTv5)
+    central.username_pw_set(CENTRAL_USER, broker.passwords[CENTRAL_USER])
+    central.connect("127.0.0.1", broker.port)
+    central.loop_start()
+    try:
+        assert daemon.ready.wait(10)
+        wait_for(lambda: daemon.outbox.connected and daemon.hub.status().state == "ok",
+                 message="gateway connected to the broker and the hub")
+        yield Home(daemon, clock, reader, hub, central, config.journal_path,
+                   JournalFaults(daemon))
+    finally:
+        daemon.stop()
+        thread.join(timeout=10)
+        central.loop_stop()
+        central.disconnect()
+        reader.stop()
+        hub.stop()
+    assert not thread.is_alive()
+
+
+FAULT = ["led:red:blink", "buzz:long"]
+
+
+def test_tap_while_the_journal_is_read_only_is_held_then_recorded(home: Home) -> None:
+    state_before = home.daemon.host.state
+    home.faults.read_only()
+    home.clock.advance(5 * 60)
+    home.tap(CARER_TAG)
+    # The carer is told it did not record; the engine did not move; the journal has nothing.
+    wait_for(lambda: home.signals()[-2:] == FAULT, message="the fault pattern")
+    assert home.daemon.host.state is state_before
+    assert "arrival" not in home.types()
+    assert home.daemon.host.held == 1
+    home.tap(stranger(1))  # a second tap while the fault lasts is held behind the first
+    assert home.signals()[-2:] == FAULT
+
+    home.faults.heal()
+    wait_for(lambda: "journal_recovered" in home.types(), message="the held taps journalled")
+    types = home.types()
+    tail = types[types.index("journal_fault"):]
+    assert tail == ["journal_fault", "arrival", "unknown_tag", "journal_recovered"]
+    assert types.count("journal_fault") == 1
+    arrival = next(e for e in home.events() if e["type"] == "arrival")
+    assert (arrival["visit_id"], arrival["carer_id"]) == ("v-1", "c-1")
+    assert arrival["time"].startswith("2026-03-02T08:00")  # the tap's time, not the retry's
+    # The engine state now holds the arrival, as the journal does.
+    assert any(a.open for v in home.daemon.host.state.visits.values() for a in v.attendances)
+    assert not home.daemon.host.faulted
+
+
+def test_deadline_during_an_injected_connection_error_fires_after_recovery(home: Home) -> None:
+    home.faults.refuse(sqlite3.SQLITE_INSERT)  # a DatabaseError, not an OperationalError
+    home.clock.advance(3 * 3600)  # well past the visit: late, then missed
+    home.daemon.post(Tick())
+    wait_for(lambda: home.daemon.host.faulted, message="the deadline held")
+    assert not {"visit_late", "visit_missed"} & set(home.types())
+    assert home.daemon.host.state.visits["v-1"].status == "planned"
+
+    home.faults.heal()
+    wait_for(lambda: "journal_recovered" in home.types(), message="the deadline journalled")
+    types = home.types()
+    assert "visit_missed" in types
+    assert types.index("journal_fault") < types.index("visit_missed")
+    assert types.index("visit_missed") < types.index("journal_recovered")
+    fault = next(e for e in home.events() if e["type"] == "journal_fault")
+    assert "not authorized" in fault["data"]["reason"]
+    assert fault["severity"] == "medium"
+    assert home.daemon.host.state.visits["v-1"].status == "missed"
+
+
+def test_plan_update_while_the_journal_is_full_is_not_in_force_until_journalled(
+    home: Home,
+) -> None:
+    new = plan_document(START).model_copy(update={"visits": (
+        Visit(id="v-2", service_user="su-1", start=START.replace(tzinfo=None)
+              + timedelta(hours=2), duration_min=30),)})
+    payload = new.for_gateway(version=7, tag_salt="central-salt-1").to_bytes()
+    home.faults.full()
+    # Fill what room is left with alerts (each tap of a stranger's fob is one), until the
+    # journal refuses a write: the fault pattern.
+    i = 0
+    while home.signals()[-2:] != FAULT:
+        i += 1
+        assert i < 200, "the capped journal never filled"
+        home.tap(stranger(i))
+    home.as_central(Channel.PLAN, payload)
+    wait_for(lambda: home.daemon.host.held >= 2, message="the plan held behind the tap")
+    assert home.daemon.plan_version == 1  # the file's plan stays in force, and says so
+
+    home.faults.heal()
+    wait_for(lambda: "journal_recovered" in home.types(), message="the plan journalled")
+    assert home.daemon.plan_version == 7
+    applied = [e["data"] for e in home.events() if e["type"] == "plan_applied"]
+    assert applied[-1] == {"version": 7, "visits": 1, "source": "central"}
+    assert home.types().count("unknown_tag") == i  # every tap, none lost
+    assert set(home.daemon.host.state.visits) == {"v-2"}
+
+
+def test_a_failing_ack_does_not_take_the_tap_with_it(home: Home) -> None:
+    wait_for(lambda: "gateway_started" in home.types(), message="startup journalled")
+    # Central has nothing yet (a fresh journal): the gateway may publish what it holds.
+    home.as_central(Channel.ACK, AckMessage(seq=0, max_seq=0).to_bytes())
+    wait_for(lambda: home.daemon.journal.position_known, message="central's position known")
+    last = home.events()[-1]["seq"]
+    home.faults.refuse(sqlite3.SQLITE_DELETE)  # acks delete; taps only insert
+    home.as_central(Channel.ACK, AckMessage(seq=last, max_seq=last).to_bytes())
+    home.clock.advance(5 * 60)
+    home.tap(CARER_TAG)
+    assert home.signals()[-2:] == ["led:green:solid", "buzz:short"]
+    wait_for(lambda: "arrival" in home.types(), message="the tap journalled")
+    assert home.events()[0]["seq"] == 1  # the ack could not delete anything: all kept
+    assert "journal_fault" not in home.types()
+
+    home.faults.heal()
+    home.as_central(Channel.ACK, AckMessage(seq=last, max_seq=last).to_bytes())
+    wait_for(lambda: home.events()[0]["seq"] > last, message="the next ack applied")
+    assert home.types()[0] == "arrival"
+
