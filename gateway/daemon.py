@@ -4,11 +4,12 @@ Drivers, paho-mqtt and APScheduler all run threads of their own; none of them to
 state. Each only posts a message to the core queue. The core thread takes messages in
 batches and gives each kind its own path: device observations, deadline wake-ups and plans
 become :class:`~gateway.engine_host.CoreInput` units that the engine host steps and commits
-as one unit (or holds, when the journal fails); acks and central's position go to the
-outbox; heartbeats publish the status. A failure on one path is logged and cannot take
-another's work with it. After each batch the outbox publishes and the reader's LED/buzzer
-says what happened. APScheduler's only job is to wake the core at the engine's
-``next_deadline`` (and for the heartbeat); the engine decides everything about time.
+as one unit (or holds, when the journal fails); what central sends (acks, its position,
+plans, commands) goes through :mod:`gateway.central_link`; heartbeats publish the status.
+A failure on one path is logged and cannot take another's work with it. After each batch
+the outbox publishes and the reader's LED/buzzer says what happened. APScheduler's only job
+is to wake the core at the engine's ``next_deadline`` (and for the heartbeat); the engine
+decides everything about time. Settings and the command line: :mod:`gateway.settings`.
 """
 
 from __future__ import annotations
@@ -24,29 +25,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.central_link import CentralLink
 from gateway.delivery.journal import Journal, JournalError, NewEvent
 from gateway.delivery.outbox import (
     BrokerSettings,
     Connected,
-    Incoming,
     Outbox,
     OutboxMessage,
-    PositionKnown,
 )
 from gateway.engine_host import CoreInput, EngineHost
-from gateway.plan_intake import PlanAccepted, PlanIntake, PlanRefused
+from gateway.plan_intake import PlanIntake
 from gateway.rules.inputs import ClockStatus
 from gateway.system_clock import detect_clock_ok, read_boot_id, release_free_memory
 from gateway.telemetry import telemetry_events
 from homecall.clock import Clock
 from homecall.observations import ButtonPress, ContactChange, Observation, TagRead
 from homecall.wire import (
-    Channel,
-    CommandMessage,
     DeviceStatus,
     EventType,
     StatusMessage,
-    WireError,
     validate_gateway_id,
 )
 
@@ -105,10 +102,12 @@ class GatewayDaemon:
         )
         self.host = EngineHost(self.journal, clock, arm=self._arm,
                                clock_ok=detect_clock_ok(clock, config.clock_ok))
-        self.intake = PlanIntake(self.gateway_id, config.plan_public_key)
         self._clock_checked = time.monotonic()
         self._journal_read_failing = False
         self.outbox = Outbox(self.gateway_id, self.journal, config.broker, self.post)
+        self.link = CentralLink(self.outbox, self.journal, self.host,
+                                PlanIntake(self.gateway_id, config.plan_public_key), clock,
+                                lambda: self.hub)
         self.drivers: list[Any] = []
         self.hub: Any = None
         self._scheduler: Any = None
@@ -155,7 +154,7 @@ class GatewayDaemon:
         self._scheduler.add_job(self.post, "interval", args=[Heartbeat()],
                                 seconds=self.config.heartbeat_s, id="heartbeat")
         self._scheduler.start()
-        self._commit(self._startup_inputs(), [])
+        self._commit(self._startup_inputs())
         self._pump()
         for driver in self.drivers:
             driver.start()
@@ -180,12 +179,22 @@ class GatewayDaemon:
                       "recovered": damage.recovered}))
         inputs = [CoreInput(now, tuple(started))]
         if self.config.plan_file is not None and self.host.plan is None:
-            inputs += self._plan_payload(self.config.plan_file.read_bytes(), "file")
+            inputs += self._plan_file(self.config.plan_file)
         # Tell the engine the clock's state, fire anything that fell due while we were down
         # (journalled like any other outputs), then arm the next deadline.
         inputs += [CoreInput(now, engine=True, item=ClockStatus(self.host.clock_ok)),
                    CoreInput(now, engine=True)]
         return inputs
+
+    def _plan_file(self, path: Path) -> list[CoreInput]:
+        """The ``--plan`` file's plan; an unreadable or bad file is reported in one line
+        (and a ``plan_rejected`` event) and the gateway starts without it."""
+        try:
+            payload = path.read_bytes()
+        except OSError as err:
+            log.error("plan file %s not used: %s", path, err.strerror or err)
+            return []
+        return self.link.plan_payload(payload, "file")
 
     def stop(self) -> None:
         self.post(Stop())
@@ -242,12 +251,14 @@ class GatewayDaemon:
                 elif isinstance(item, Heartbeat):
                     units += self._heartbeat()
                 elif isinstance(item, OutboxMessage.__args__):
-                    units += self._outbox_message(item)
+                    units += self.link.handle(item)
+                    if isinstance(item, Connected):
+                        units += self._heartbeat()  # central answers: where it stands
                 else:
                     log.error("core: ignored unknown message %r", item)
             except Exception:  # one bad message must not take the rest of the batch
                 log.exception("core: %s failed", type(item).__name__)
-        outcomes = self._commit(units, taps)
+        outcomes = self._commit(units)
         self.host.snapshot_if_due()
         self._pump()
         if self.hub is not None:
@@ -257,7 +268,7 @@ class GatewayDaemon:
                     # A tap that could not be journalled must not look recorded to the carer.
                     self.hub.feedback(outcome)
 
-    def _commit(self, units: list[CoreInput], taps: list[int]) -> list[str] | None:
+    def _commit(self, units: list[CoreInput]) -> list[str] | None:
         try:
             return self.host.commit(units)
         except Exception:
@@ -278,53 +289,6 @@ class GatewayDaemon:
         if isinstance(item, (TagRead, ContactChange, ButtonPress)):
             return CoreInput(item.at, events, engine=True, item=item)
         return CoreInput(item.at, events)
-
-    def _outbox_message(self, item: OutboxMessage) -> list[CoreInput]:
-        """Acks, central's position, plans and commands; a journal error on an ack leaves
-        the events in the journal for the next ack and touches nothing else."""
-        try:
-            incoming = self.outbox.handle(item)
-        except JournalError as err:
-            log.warning("ack not applied (the next one will be): %s", err)
-            incoming = None
-        units: list[CoreInput] = []
-        if isinstance(incoming, Incoming):
-            units += self._incoming(incoming)
-        elif isinstance(incoming, PositionKnown) and incoming.lost and self.journal.damage is None:
-            units.append(CoreInput(self.clock.now(), (NewEvent(
-                EventType.JOURNAL_DAMAGED, self.clock.now(), self.clock.monotonic(),
-                data={"reason": "journal behind central (replaced or lost its tail)",
-                      "lost": [list(r) for r in incoming.lost],
-                      "renumbered_by": incoming.shifted_by}),)))
-        if isinstance(item, Connected):
-            units += self._heartbeat()  # central answers: where it stands
-        return units
-
-    def _incoming(self, incoming: Incoming) -> list[CoreInput]:
-        if incoming.channel is Channel.PLAN:
-            return self._plan_payload(incoming.payload, "central") if incoming.payload else []
-        if incoming.channel is Channel.CMD:
-            try:
-                command = CommandMessage.from_bytes(incoming.payload)
-            except WireError as err:
-                log.warning("ignored bad command: %s", err)
-                return []
-            log.info("command from central: %s", command.command)
-            if command.command == "identify" and self.hub is not None:
-                self.hub.feedback("accepted")
-        return []
-
-    def _plan_payload(self, payload: bytes, source: str) -> list[CoreInput]:
-        now = self.clock.now()
-        verdict = self.intake.consider(payload, source, now, self.host.plan, self.host.plan_source)
-        if isinstance(verdict, PlanAccepted):
-            return [CoreInput(now, plan=verdict)]
-        if isinstance(verdict, PlanRefused):
-            return [CoreInput(now, (NewEvent(
-                EventType.PLAN_REJECTED, now, self.clock.monotonic(),
-                data={"reason": verdict.reason, "source": verdict.source,
-                      "sha256": verdict.sha256, "in_force": self.plan_version}),))]
-        return []
 
     def _heartbeat(self) -> list[CoreInput]:
         """Publish the status; re-check the clock (its change is an engine input)."""
