@@ -19,6 +19,8 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
     ("gateway", "run"): ("gateway.settings", "run the home gateway daemon"),
     ("gateway", "devices"): ("gateway.devices_cli", "list the gateway's devices and their state"),
+    ("gateway", "journal"): ("gateway.journal_cli",
+                             "read a journal: backlog, verify the hash chain, export events"),
     (None, "sim"): ("firmware_sim.cli", "run the device simulator / scenario player"),
     (None, "demo"): ("homecall.demo", "run the whole stack on a scenario"),
 }
