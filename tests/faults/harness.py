@@ -175,8 +175,9 @@ class FaultRig:
         """Seqs the gateway's journal has shed so far (held as ``dropped`` gap tombstones)."""
         conn = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True, timeout=10)
         try:
-            row = conn.execute("SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM gaps "
-                               "WHERE CAST(payload AS TEXT) LIKE '%\"gap\":\"dropped\"%'").fetchone()
+            row = conn.execute(
+                "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM gaps "
+                "WHERE CAST(payload AS TEXT) LIKE '%\"gap\":\"dropped\"%'").fetchone()
             return int(row[0])
         finally:
             conn.close()
