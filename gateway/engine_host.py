@@ -13,7 +13,8 @@ and a ``journal_recovered`` event say what happened. Because ``step`` is pure, s
 held input later gives the same outputs it would have given at once.
 
 After a restart the state is the last snapshot replayed with the inputs journalled since
-(see ``gateway/rules/codec.py``).
+(see ``gateway/rules/codec.py``). A tag read reaches the engine, and so the journal, only as
+its household-salted pseudonym (``homecall.tags.pseudonym``): no UID is written to disk.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from gateway.delivery.journal import Journal, JournalError, NewEvent, Snapshot
@@ -34,6 +35,7 @@ from gateway.rules.outputs import RuleOutput
 from homecall.clock import Clock
 from homecall.observations import TagRead
 from homecall.plan import GatewayPlan, PlanError
+from homecall.tags import pseudonym, set_redaction_salt
 from homecall.wire import ALERT_SEVERITY, EventEnvelope, EventType
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,9 @@ class EngineHost:
         self.plan_source = "central"
         self.next_deadline: datetime | None = None
         self.snapshot_wanted = False
+        self.local_salt = f"local-{journal.gateway_id}"  # tag salt while no plan is in force
         self.state, self.input_n = self._restore()
+        set_redaction_salt(self.tag_salt(self.plan))
         self._snapshot_upto = int(self.journal.get_state("engine_upto") or 0)
 
     # -- restore ---------------------------------------------------------------------------
@@ -130,6 +134,9 @@ class EngineHost:
         if replay:
             log.info("engine state rebuilt: snapshot + %d journalled input(s)", len(replay))
         return state, replay[-1][0] if replay else upto
+
+    def tag_salt(self, plan: GatewayPlan | None) -> str:
+        return plan.tag_salt if plan is not None else self.local_salt
 
     # -- committing ------------------------------------------------------------------------
     @property
@@ -230,6 +237,7 @@ class EngineHost:
                 log.info("plan version %d in force (%d visits) from %s", draft.plan.version,
                          len(draft.plan.visits), draft.plan_source)
             self.plan, self.plan_source = draft.plan, draft.plan_source
+            set_redaction_salt(self.tag_salt(self.plan))
             self._snapshot_upto = draft.input_n
         if draft.deadline != self.next_deadline:
             self.next_deadline = draft.deadline
@@ -242,9 +250,14 @@ class EngineHost:
             return self._step_plan(draft, unit, unit.plan)
         if not unit.engine:
             return ""
+        item = unit.item
+        if isinstance(item, TagRead):
+            # The engine (and so the journal, on replay) sees only the household-salted
+            # pseudonym of the tag, never its UID.
+            item = replace(item, tag=pseudonym(self.tag_salt(draft.plan), item.tag))
         try:
-            state, outputs, deadline = step(draft.state, unit.item, unit.now)
-            encoded = encode_input(unit.item, unit.now)
+            state, outputs, deadline = step(draft.state, item, unit.now)
+            encoded = encode_input(item, unit.now)
         except (ValueError, TypeError, KeyError):
             # A bug, not a fault of the journal: this one input is skipped, loudly.
             log.exception("rules engine failed on %s; input skipped", type(unit.item).__name__)

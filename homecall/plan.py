@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from homecall import signing
-from homecall.tags import TagError, canonical_tag, tag_digest
+from homecall.tags import TagError, canonical_tag, split_pseudonym, tag_digest
 from homecall.wire import WireError, validate_gateway_id
 
 
@@ -140,7 +140,10 @@ class GatewayPlan(BaseModel):
         return self
 
     def carer_for_tag(self, tag: str) -> str | None:
-        digest = tag_digest(self.tag_salt, tag)
+        """The carer holding ``tag`` (a tag id, or its :func:`~homecall.tags.pseudonym`
+        under this plan's salt)."""
+        split = split_pseudonym(tag)
+        digest = split[1] if split is not None else tag_digest(self.tag_salt, tag)
         for carer in self.carers:
             if digest in carer.tag_digests:
                 return carer.id

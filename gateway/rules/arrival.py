@@ -43,7 +43,7 @@ def tag_read(d: Draft, read: TagRead, now: datetime) -> None:
             EventType.UNKNOWN_TAG,
             now,
             data={
-                "tag": redact(read.tag),
+                "tag": redact(read.tag, "" if d.plan is None else d.plan.tag_salt),
                 "source": read.source,
                 "reason": "no_plan" if d.plan is None else "not_in_plan",
                 "clock_ok": d.clock_ok,

@@ -8,7 +8,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,6 +103,21 @@ class Home:
         info = self.central.publish(topic(GW, channel), payload, qos=1, retain=retain)
         info.wait_for_publish(timeout=5)
 
+    def plan_from_central(self, payload: bytes) -> None:
+        """Central publishes plans retained: the gateway gets one whenever it subscribes."""
+        self.as_central(Channel.PLAN, payload, retain=True)
+
+    def ack_until(self, payload: bytes, done: Callable[[], object], message: str) -> None:
+        """Central acks after storing and in reply to each status, so a gateway that was not
+        yet subscribed gets the next one: publish until ``done``."""
+        def again() -> object:
+            if done():
+                return True
+            self.as_central(Channel.ACK, payload)
+            return wait_for_quietly(done, 0.5)
+
+        wait_for(again, timeout=15, message=message)
+
 
 def plan_document(now: datetime) -> PlanDocument:
     return PlanDocument(
@@ -159,3 +174,12 @@ def running_home(tmp_path: Path, broker: MosquittoBroker,
         reader.stop()
         hub.stop()
     assert not thread.is_alive()
+
+
+def wait_for_quietly(predicate: Callable[[], object], timeout: float) -> bool:
+    """``wait_for`` that answers False instead of failing."""
+    try:
+        wait_for(predicate, timeout=timeout)
+    except AssertionError:
+        return False
+    return True

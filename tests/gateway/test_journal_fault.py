@@ -97,7 +97,7 @@ def test_plan_update_while_the_journal_is_full_is_not_in_force_until_journalled(
         i += 1
         assert i < 200, "the capped journal never filled"
         home.tap(stranger(i))
-    home.as_central(Channel.PLAN, payload)
+    home.plan_from_central(payload)
     wait_for(lambda: home.daemon.host.held >= 2, message="the plan held behind the tap")
     assert home.daemon.plan_version == 1  # the file's plan stays in force, and says so
 
@@ -110,14 +110,17 @@ def test_plan_update_while_the_journal_is_full_is_not_in_force_until_journalled(
     assert set(home.daemon.host.state.visits) == {"v-2"}
 
 
-def test_a_failing_ack_does_not_take_the_tap_with_it(home: Home) -> None:
+def test_a_failing_ack_does_not_take_the_tap_with_it(
+    home: Home, caplog: pytest.LogCaptureFixture,
+) -> None:
     wait_for(lambda: "gateway_started" in home.types(), message="startup journalled")
     # Central has nothing yet (a fresh journal): the gateway may publish what it holds.
-    home.as_central(Channel.ACK, AckMessage(seq=0, max_seq=0).to_bytes())
-    wait_for(lambda: home.daemon.journal.position_known, message="central's position known")
+    home.ack_until(AckMessage(seq=0, max_seq=0).to_bytes(),
+                   lambda: home.daemon.journal.position_known, "central's position known")
     last = home.events()[-1]["seq"]
     home.faults.refuse(sqlite3.SQLITE_DELETE)  # acks delete; taps only insert
     home.as_central(Channel.ACK, AckMessage(seq=last, max_seq=last).to_bytes())
+    wait_for(lambda: "ack not applied" in caplog.text, message="the ack refused")
     home.clock.advance(5 * 60)
     home.tap(CARER_TAG)
     assert home.signals()[-2:] == ["led:green:solid", "buzz:short"]
@@ -126,7 +129,7 @@ def test_a_failing_ack_does_not_take_the_tap_with_it(home: Home) -> None:
     assert "journal_fault" not in home.types()
 
     home.faults.heal()
-    home.as_central(Channel.ACK, AckMessage(seq=last, max_seq=last).to_bytes())
-    wait_for(lambda: home.events()[0]["seq"] > last, message="the next ack applied")
+    home.ack_until(AckMessage(seq=last, max_seq=last).to_bytes(),
+                   lambda: home.events()[0]["seq"] > last, "the next ack applied")
     assert home.types()[0] == "arrival"
 

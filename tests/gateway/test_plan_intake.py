@@ -84,7 +84,7 @@ def test_refused_plan_is_reported_and_the_version_in_force_is_what_the_heartbeat
     home.central.on_message = lambda _c, _u, m: statuses.append(StatusMessage.from_bytes(m.payload))
     home.central.subscribe(topic(GW, Channel.STATUS), qos=1)
     payload, reason = bad_plans()["timezone"]
-    home.as_central(Channel.PLAN, payload)
+    home.plan_from_central(payload)
     wait_for(lambda: "plan_rejected" in home.types(), message="plan_rejected")
     rejected = next(e for e in home.events() if e["type"] == "plan_rejected")["data"]
     assert reason in rejected["reason"]
@@ -93,7 +93,7 @@ def test_refused_plan_is_reported_and_the_version_in_force_is_what_the_heartbeat
     wait_for(lambda: any(s.state == "online" for s in statuses), message="a heartbeat")
     assert [s.plan_version for s in statuses if s.state == "online"][-1] == 1
     # The same retained plan again (a reconnect) is not reported twice.
-    home.as_central(Channel.PLAN, payload)
+    home.plan_from_central(payload)
     home.daemon.post(Heartbeat())
     wait_for(lambda: len([s for s in statuses if s.state == "online"]) >= 2, message="heartbeat")
     assert home.types().count("plan_rejected") == 1
