@@ -54,6 +54,7 @@ class GatewaySettings(BaseSettings):
     journal_budget: int | None = None
     journal_max_bytes: int | None = None
     reconnect_max: float = Field(60.0, gt=0)
+    reconnect_waiting_max: float = Field(2.0, gt=0)
 
     #: The TOML file read by :meth:`load` (class-level: pydantic-settings asks per class).
     config_file: ClassVar[Path] = DEFAULT_CONFIG_FILE
@@ -110,6 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hard journal size cap (SQLite max_page_count), as a full disk")
     add("--reconnect-max", type=float, metavar="S",
         help="cap of the jittered exponential reconnect back-off (seconds)")
+    add("--reconnect-waiting-max", type=float, metavar="S",
+        help="the cap while events wait to be delivered (default 2 s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             password=password,
             reconnect_base_s=min(1.0, settings.reconnect_max),
             reconnect_max_s=settings.reconnect_max,
+            reconnect_waiting_max_s=settings.reconnect_waiting_max,
         ),
         rfid_path=settings.rfid, hub_path=settings.hub, nfc_path=settings.nfc,
         plan_file=settings.plan, clock_ok=settings.clock_ok, heartbeat_s=settings.heartbeat,

@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "hardware": ("gateway.drivers.bench_hardware", "NFC read and hub event latency"),
     "replay": ("homecall.benchmarks.replay", "7-day outage: journal size, replay rate, RSS"),
     "faults": ("homecall.benchmarks.faults", "run the delivery fault suite (tests/faults)"),
+    "drain": ("homecall.benchmarks.drain", "backlog drain time after a broker outage"),
     "all": ("homecall.benchmarks.all", "every bench above, one after another (make bench)"),
 }
 

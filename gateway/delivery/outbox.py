@@ -17,7 +17,9 @@ Reconnects use a jittered exponential back-off (:class:`Backoff`, "full jitter")
 ``reconnect_delay_set`` doubles without jitter, so on every disconnect or failed attempt the
 next delay is drawn here and handed to paho as both its minimum and maximum (the only thing
 a paho callback does besides posting to the core queue). A street of gateways that lost the
-same broker therefore does not reconnect in lock-step.
+same broker therefore does not reconnect in lock-step. While events wait in the journal the
+cap is low (``reconnect_waiting_max_s``, 2 s), so the broker is found within seconds of its
+return; an idle gateway backs off to ``reconnect_max_s``.
 
 Until central has said how far it got (the first ``ack``, which central also sends in reply
 to every ``status``), only events the journal held when it was opened are published; the
@@ -69,8 +71,10 @@ class Backoff:
         self.attempt = 0
         self._rng = rng or random.Random()
 
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 30)))
+    def next_delay(self, cap_s: float | None = None) -> float:
+        """The next delay; ``cap_s`` lowers the cap for this draw only."""
+        cap = self.cap_s if cap_s is None else min(self.cap_s, cap_s)
+        ceiling = min(cap, self.base_s * (2 ** min(self.attempt, 30)))
         self.attempt += 1
         return max(self.floor_s, self._rng.uniform(0, ceiling))
 
@@ -91,6 +95,9 @@ class BrokerSettings:
     keepalive_s: int = 30
     reconnect_base_s: float = 1.0
     reconnect_max_s: float = 60.0
+    #: The cap while events wait to be delivered: the broker is found within about this
+    #: long of its return (jitter still spreads a street of gateways over the interval).
+    reconnect_waiting_max_s: float = 2.0
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -225,8 +232,12 @@ class Outbox:
         self.post(Disconnected(str(reason_code)))
 
     def _next_reconnect_delay(self, client: mqtt.Client) -> None:
-        """Draw the next jittered delay and make it paho's only choice (paho's thread)."""
-        delay = self._reconnect_backoff.next_delay()
+        """Draw the next jittered delay and make it paho's only choice (paho's thread).
+        While events wait in the journal the cap is ``reconnect_waiting_max_s``: a gateway
+        with something to say retries often enough to find the broker within seconds."""
+        waiting = self.journal.backlog > 0
+        delay = self._reconnect_backoff.next_delay(
+            self.settings.reconnect_waiting_max_s if waiting else None)
         client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
 
     def _on_publish(
