@@ -164,8 +164,12 @@ def running_home(tmp_path: Path, broker: MosquittoBroker,
         assert daemon.ready.wait(10)
         wait_for(lambda: daemon.outbox.connected and daemon.hub.status().state == "ok",
                  message="gateway connected to the broker and the hub")
-        yield Home(daemon, clock, reader, hub, central, config.journal_path,
-                   JournalFaults(daemon))
+        home = Home(daemon, clock, reader, hub, central, config.journal_path,
+                    JournalFaults(daemon))
+        # The hub answers the driver's state request with its battery level: once that is
+        # journalled, nothing more arrives unless the test makes it.
+        wait_for(lambda: "battery" in home.types(), message="the hub's state journalled")
+        yield home
     finally:
         daemon.stop()
         thread.join(timeout=10)
