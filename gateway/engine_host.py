@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from gateway.delivery.backoff import Backoff
 from gateway.delivery.journal import Journal, JournalError, NewEvent, Snapshot
-from gateway.delivery.outbox import Backoff
 from gateway.plan_intake import PlanAccepted
 from gateway.rules import HouseholdState, initial_state, step
 from gateway.rules.codec import InputCodecError, decode_input, encode_input

@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -43,7 +41,17 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway import GatewayError
+from gateway.delivery.backoff import Backoff
 from gateway.delivery.journal import Journal
+from gateway.delivery.messages import (
+    BrokerSettings,
+    Connected,
+    Disconnected,
+    Incoming,
+    OutboxMessage,
+    PositionKnown,
+    PublishResult,
+)
 from homecall.wire import (
     AckMessage,
     Channel,
@@ -55,86 +63,15 @@ from homecall.wire import (
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Backoff", "BrokerSettings", "Connected", "Disconnected", "Incoming", "Outbox",
+           "OutboxError", "OutboxMessage", "PositionKnown", "PublishResult"]
+
 NO_MATCHING_SUBSCRIBERS = 0x10
 NOT_AUTHORIZED = 0x87
 
 
-class Backoff:
-    """Exponential back-off with full jitter: attempt n waits uniform(0, min(cap, base*2^n)),
-    never less than ``floor``."""
-
-    def __init__(self, base_s: float = 1.0, cap_s: float = 60.0, floor_s: float = 0.2,
-                 rng: random.Random | None = None) -> None:
-        self.base_s = base_s
-        self.cap_s = cap_s
-        self.floor_s = floor_s
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self, cap_s: float | None = None) -> float:
-        """The next delay; ``cap_s`` lowers the cap for this draw only."""
-        cap = self.cap_s if cap_s is None else min(self.cap_s, cap_s)
-        ceiling = min(cap, self.base_s * (2 ** min(self.attempt, 30)))
-        self.attempt += 1
-        return max(self.floor_s, self._rng.uniform(0, ceiling))
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 class OutboxError(GatewayError):
     """The outbox cannot be configured."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerSettings:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    keepalive_s: int = 30
-    reconnect_base_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    #: The cap while events wait to be delivered: the broker is found within about this
-    #: long of its return (jitter still spreads a street of gateways over the interval).
-    reconnect_waiting_max_s: float = 2.0
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-
-
-# -- messages posted from paho's thread to the core thread ---------------------------------
-@dataclass(frozen=True, slots=True)
-class Connected:
-    session_present: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    mid: int
-    reason_code: int
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    channel: Channel
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PositionKnown:
-    """Returned by :meth:`Outbox.handle` when central's first ack reconciled the journal."""
-
-    shifted_by: int
-    lost: list[tuple[int, int]]
-
-
-OutboxMessage = Connected | Disconnected | PublishResult | Incoming
 
 
 def _no_delay(client: mqtt.Client) -> None:

@@ -1,0 +1,30 @@
+"""Exponential back-off with full jitter: the one back-off the gateway uses (broker
+reconnects, refused publishes, journal retries), so a street of gateways never retries in
+lock-step."""
+
+from __future__ import annotations
+
+import random
+
+
+class Backoff:
+    """Exponential back-off with full jitter: attempt n waits uniform(0, min(cap, base*2^n)),
+    never less than ``floor``."""
+
+    def __init__(self, base_s: float = 1.0, cap_s: float = 60.0, floor_s: float = 0.2,
+                 rng: random.Random | None = None) -> None:
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.floor_s = floor_s
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self, cap_s: float | None = None) -> float:
+        """The next delay; ``cap_s`` lowers the cap for this draw only."""
+        cap = self.cap_s if cap_s is None else min(self.cap_s, cap_s)
+        ceiling = min(cap, self.base_s * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return max(self.floor_s, self._rng.uniform(0, ceiling))
+
+    def reset(self) -> None:
+        self.attempt = 0
