@@ -2,7 +2,8 @@
 
 Attempt ``n`` waits ``uniform(0, min(cap, base * 2**n))`` seconds, never less than the floor;
 ``reset()`` after a success. The random source is injectable so tests can pin the delays.
-The device drivers use it for reopening a port; the outbox for reconnecting to the broker.
+The device drivers use it for reopening a port; the outbox for reconnecting to the broker
+(capped low while events wait); the engine host for retrying a failing journal.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ class Backoff:
         self.attempt = 0
         self._rng = rng or random.Random()
 
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 30)))
+    def next_delay(self, cap_s: float | None = None) -> float:
+        """The next delay; ``cap_s`` lowers the cap for this draw only."""
+        cap = self.cap_s if cap_s is None else min(self.cap_s, cap_s)
+        ceiling = min(cap, self.base_s * (2 ** min(self.attempt, 30)))
         self.attempt += 1
         return max(self.floor_s, self._rng.uniform(0, ceiling))
 

@@ -82,7 +82,9 @@ def write_device_states(
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the gateway's user only
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(doc, indent=1) + "\n")
     tmp.replace(target)
 
 

@@ -19,8 +19,10 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
     ("central", "migrate"): ("central.db.migrate", "create or upgrade central's database schema"),
     ("central", "create-user"): ("central.auth.cli", "create a staff account (the first admin)"),
-    ("gateway", "run"): ("gateway.daemon", "run the home gateway daemon"),
+    ("gateway", "run"): ("gateway.settings", "run the home gateway daemon"),
     ("gateway", "devices"): ("gateway.devices_cli", "list the gateway's devices and their state"),
+    ("gateway", "journal"): ("gateway.journal_cli",
+                             "read a journal: backlog, verify the hash chain, export events"),
     (None, "sim"): ("firmware_sim.cli", "run the device simulator / scenario player"),
     (None, "demo"): ("homecall.demo", "run the whole stack on a scenario"),
 }
@@ -34,6 +36,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "faults": ("homecall.benchmarks.faults", "run the delivery fault suite (tests/faults)"),
     "fuzz": ("homecall.benchmarks.fuzz", "a million generated inputs through each device parser"),
     "ingest": ("homecall.benchmarks.ingest", "central ingest events/s on SQLite and PostgreSQL"),
+    "drain": ("homecall.benchmarks.drain", "backlog drain time after a broker outage"),
+    "all": ("homecall.benchmarks.all", "every bench above, one after another (make bench)"),
 }
 
 

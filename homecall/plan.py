@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from homecall import signing
-from homecall.tags import TagError, canonical_tag, tag_digest
+from homecall.tags import TagError, canonical_tag, split_pseudonym, tag_digest
 from homecall.wire import WireError, validate_gateway_id
 
 
@@ -140,7 +140,10 @@ class GatewayPlan(BaseModel):
         return self
 
     def carer_for_tag(self, tag: str) -> str | None:
-        digest = tag_digest(self.tag_salt, tag)
+        """The carer holding ``tag`` (a tag id, or its :func:`~homecall.tags.pseudonym`
+        under this plan's salt)."""
+        split = split_pseudonym(tag)
+        digest = split[1] if split is not None else tag_digest(self.tag_salt, tag)
         for carer in self.carers:
             if digest in carer.tag_digests:
                 return carer.id
@@ -310,3 +313,65 @@ def read_key_file(path: str | Path, length: int = 32) -> bytes:
     if len(decoded) != length:
         raise PlanError(f"{path}: expected a {length}-byte key (raw or hex)")
     return decoded
+
+
+# -- applicability: the one check central runs before signing and the gateway before applying
+#: Largest plan payload accepted (bytes of JSON): a household's fortnight is a few kB.
+MAX_PLAN_BYTES = 1_000_000
+#: Most visits one plan may carry (a busy household has ~10 a day).
+MAX_PLAN_VISITS = 2000
+#: Visits must start within this many days of now (either side).
+PLAN_HORIZON_DAYS = 400
+
+
+def check_plan_size(payload: bytes | str) -> None:
+    """Raise :class:`PlanError` for a payload too large to consider at all."""
+    size = len(payload.encode() if isinstance(payload, str) else payload)
+    if size > MAX_PLAN_BYTES:
+        raise PlanError(f"plan is {size} bytes; at most {MAX_PLAN_BYTES} are accepted")
+
+
+def check_plan_applicable(
+    timezone: str,
+    visits: tuple[Visit, ...],
+    policy_overrides: dict[str, dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Raise :class:`PlanError` unless a gateway can run this plan: the timezone exists,
+    every policy override names a known value in range, there are at most
+    :data:`MAX_PLAN_VISITS` visits, all within :data:`PLAN_HORIZON_DAYS` of ``now``."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise PlanError(f"unknown timezone {timezone!r}") from err
+    if len(visits) > MAX_PLAN_VISITS:
+        raise PlanError(f"plan has {len(visits)} visits; at most {MAX_PLAN_VISITS} are accepted")
+    for who, overrides in policy_overrides.items():
+        try:
+            Policy().with_overrides(overrides)
+        except PlanError as err:
+            raise PlanError(f"policy for {who}: {err}") from err
+    local_now = now.replace(tzinfo=None)
+    horizon = timedelta(days=PLAN_HORIZON_DAYS)
+    for visit in visits:
+        try:
+            Policy().with_overrides(visit.policy)
+        except PlanError as err:
+            raise PlanError(f"visit {visit.id!r}: {err}") from err
+        if abs(visit.start - local_now) > horizon:
+            raise PlanError(f"visit {visit.id!r} starts {visit.start:%Y-%m-%d}, more than "
+                            f"{PLAN_HORIZON_DAYS} days from now")
+
+
+def check_gateway_plan(plan: GatewayPlan, now: datetime) -> None:
+    """:func:`check_plan_applicable` for a plan as a gateway holds it."""
+    check_plan_applicable(plan.timezone, plan.visits, plan.service_user_policy, now)
+
+
+def check_plan_document(document: PlanDocument, now: datetime) -> None:
+    """:func:`check_plan_applicable` for a plan as a coordinator uploads it."""
+    check_plan_applicable(document.timezone, document.visits,
+                          {"organisation": document.policy, **document.service_user_policy}, now)

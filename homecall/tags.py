@@ -5,12 +5,19 @@ A tag is written ``em4100:<10 hex>`` (125 kHz fob: version byte + 32-bit id) or
 tag; the gateway only receives salted digests of tags (so a stolen gateway SD card does not
 list anyone's fob numbers), hashes what it reads, and compares. Logs show :func:`redact`
 output only, never a UID.
+
+On the gateway a tag read becomes a :func:`pseudonym` (``em4100#<salted digest>``) before
+the rules engine sees it, so nothing the gateway writes (journalled engine inputs, events,
+logs) holds a UID. Redaction is salted per household (:func:`set_redaction_salt`; the
+gateway uses its plan's tag salt) and shows 48 bits of the digest, so the same fob does not
+link across homes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 
 _TAG_RE = re.compile(r"(em4100):([0-9A-F]{10})|(nfc):((?:[0-9A-F]{2}){4,10})")
 
@@ -37,8 +44,40 @@ def tag_digest(salt: str, tag: str) -> str:
     return hashlib.sha256(f"{salt}\x00{canonical_tag(tag)}".encode()).hexdigest()[:32]
 
 
-def redact(tag: str) -> str:
-    """What logs may show of a tag: its kind and a short digest, never the UID."""
-    kind = tag.partition(":")[0] or "tag"
-    short = hashlib.sha256(tag.upper().encode()).hexdigest()[:8]
-    return f"{kind}:#{short}"
+_PSEUDONYM_RE = re.compile(r"(em4100|nfc|tag)#([0-9a-f]{32})")
+
+#: The salt :func:`redact` uses when none is given (the household's, once known).
+_redaction_salt = secrets.token_hex(16)
+
+
+def set_redaction_salt(salt: str) -> None:
+    """Salt every later :func:`redact` without an explicit salt (the household's tag salt)."""
+    global _redaction_salt
+    _redaction_salt = salt
+
+
+def pseudonym(salt: str, tag: str) -> str:
+    """``kind#<salted digest>``: what the gateway keeps of a tag read (already a pseudonym:
+    returned as it is). Matches a plan's ``tag_digests`` under the same salt."""
+    if _PSEUDONYM_RE.fullmatch(tag):
+        return tag
+    try:
+        canonical = canonical_tag(tag)
+    except TagError:
+        digest = hashlib.sha256(f"{salt}\x00{tag.strip().upper()}".encode()).hexdigest()[:32]
+        return f"tag#{digest}"
+    return f"{canonical.partition(':')[0]}#{tag_digest(salt, canonical)}"
+
+
+def split_pseudonym(tag: str) -> tuple[str, str] | None:
+    """``(kind, digest)`` of a :func:`pseudonym`, or None for anything else."""
+    match = _PSEUDONYM_RE.fullmatch(tag)
+    return None if match is None else (match.group(1), match.group(2))
+
+
+def redact(tag: str, salt: str | None = None) -> str:
+    """What logs and events may show of a tag: its kind and 48 bits of its digest salted per
+    household (``salt``, default :func:`set_redaction_salt`'s), never the UID."""
+    kind, digest = split_pseudonym(pseudonym(_redaction_salt if salt is None else salt, tag)) \
+        or ("tag", "")
+    return f"{kind}:#{digest[:12]}"

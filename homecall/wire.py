@@ -149,6 +149,7 @@ class EventType(StrEnum):
     KEYSAFE_LEFT_OPEN = "keysafe_left_open"
     DOOR_LEFT_OPEN = "door_left_open"
     DEVICE_FAULT = "device_fault"
+    JOURNAL_FAULT = "journal_fault"
     GATEWAY_OFFLINE = "gateway_offline"
     # telemetry and bookkeeping
     DOOR = "door"
@@ -157,6 +158,7 @@ class EventType(StrEnum):
     TAMPER = "tamper"
     BATTERY = "battery"
     DEVICE_RECOVERED = "device_recovered"
+    JOURNAL_RECOVERED = "journal_recovered"
     PLAN_APPLIED = "plan_applied"
     PLAN_REJECTED = "plan_rejected"
     GATEWAY_STARTED = "gateway_started"
@@ -186,6 +188,7 @@ ALERT_SEVERITY: dict[EventType, Severity] = {
     EventType.KEYSAFE_LEFT_OPEN: Severity.HIGH,
     EventType.DOOR_LEFT_OPEN: Severity.HIGH,
     EventType.DEVICE_FAULT: Severity.MEDIUM,
+    EventType.JOURNAL_FAULT: Severity.MEDIUM,
     EventType.GATEWAY_OFFLINE: Severity.HIGH,
 }
 
@@ -196,6 +199,7 @@ VITAL_TYPES: frozenset[EventType] = frozenset(ALERT_SEVERITY) | {
     EventType.JOURNAL_DAMAGED,
     EventType.EVENTS_DROPPED,
     EventType.PLAN_REJECTED,
+    EventType.JOURNAL_RECOVERED,
 }
 
 

@@ -17,7 +17,9 @@ Reconnects use a jittered exponential back-off (:class:`Backoff`, "full jitter")
 ``reconnect_delay_set`` doubles without jitter, so on every disconnect or failed attempt the
 next delay is drawn here and handed to paho as both its minimum and maximum (the only thing
 a paho callback does besides posting to the core queue). A street of gateways that lost the
-same broker therefore does not reconnect in lock-step.
+same broker therefore does not reconnect in lock-step. While events wait in the journal the
+cap is low (``reconnect_waiting_max_s``, 2 s), so the broker is found within seconds of its
+return; an idle gateway backs off to ``reconnect_max_s``.
 
 Until central has said how far it got (the first ``ack``, which central also sends in reply
 to every ``status``), only events the journal held when it was opened are published; the
@@ -29,11 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -41,7 +41,17 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway import GatewayError
+from gateway.backoff import Backoff
 from gateway.delivery.journal import Journal
+from gateway.delivery.messages import (
+    BrokerSettings,
+    Connected,
+    Disconnected,
+    Incoming,
+    OutboxMessage,
+    PositionKnown,
+    PublishResult,
+)
 from homecall.wire import (
     AckMessage,
     Channel,
@@ -53,81 +63,15 @@ from homecall.wire import (
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Backoff", "BrokerSettings", "Connected", "Disconnected", "Incoming", "Outbox",
+           "OutboxError", "OutboxMessage", "PositionKnown", "PublishResult"]
+
 NO_MATCHING_SUBSCRIBERS = 0x10
 NOT_AUTHORIZED = 0x87
 
 
-class Backoff:
-    """Exponential back-off with full jitter: attempt n waits uniform(0, min(cap, base*2^n)),
-    never less than ``floor``."""
-
-    def __init__(self, base_s: float = 1.0, cap_s: float = 60.0, floor_s: float = 0.2,
-                 rng: random.Random | None = None) -> None:
-        self.base_s = base_s
-        self.cap_s = cap_s
-        self.floor_s = floor_s
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 30)))
-        self.attempt += 1
-        return max(self.floor_s, self._rng.uniform(0, ceiling))
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 class OutboxError(GatewayError):
     """The outbox cannot be configured."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerSettings:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    keepalive_s: int = 30
-    reconnect_base_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-
-
-# -- messages posted from paho's thread to the core thread ---------------------------------
-@dataclass(frozen=True, slots=True)
-class Connected:
-    session_present: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    mid: int
-    reason_code: int
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    channel: Channel
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PositionKnown:
-    """Returned by :meth:`Outbox.handle` when central's first ack reconciled the journal."""
-
-    shifted_by: int
-    lost: list[tuple[int, int]]
-
-
-OutboxMessage = Connected | Disconnected | PublishResult | Incoming
 
 
 def _no_delay(client: mqtt.Client) -> None:
@@ -225,8 +169,12 @@ class Outbox:
         self.post(Disconnected(str(reason_code)))
 
     def _next_reconnect_delay(self, client: mqtt.Client) -> None:
-        """Draw the next jittered delay and make it paho's only choice (paho's thread)."""
-        delay = self._reconnect_backoff.next_delay()
+        """Draw the next jittered delay and make it paho's only choice (paho's thread).
+        While events wait in the journal the cap is ``reconnect_waiting_max_s``: a gateway
+        with something to say retries often enough to find the broker within seconds."""
+        waiting = self.journal.backlog > 0
+        delay = self._reconnect_backoff.next_delay(
+            self.settings.reconnect_waiting_max_s if waiting else None)
         client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
 
     def _on_publish(

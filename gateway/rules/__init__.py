@@ -8,14 +8,9 @@ themselves are in the one table of :mod:`gateway.rules.transitions`.
 
 from gateway.rules.engine import initial_state, next_deadline, step
 from gateway.rules.inputs import ClockStatus, EngineInput, PlanUpdate
+from gateway.rules.lifecycle import VISIT_STATUSES, VisitStatus
 from gateway.rules.outputs import RuleOutput
-from gateway.rules.state import (
-    VISIT_STATUSES,
-    Attendance,
-    HouseholdState,
-    VisitState,
-    VisitStatus,
-)
+from gateway.rules.state import Attendance, HouseholdState, VisitState
 from gateway.rules.transitions import FINAL_STATUSES, TRANSITIONS, VISIT_LIFECYCLE
 from gateway.rules.windows import local_to_utc, punctuality, visit_times
 

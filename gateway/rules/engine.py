@@ -14,17 +14,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from gateway.rules.deadlines import collect_deadlines, earliest_deadline
+from gateway.rules.draft import Draft
 from gateway.rules.inputs import EngineInput
 from gateway.rules.outputs import RuleOutput
-from gateway.rules.state import HouseholdState, PlanIndex
-from gateway.rules.transitions import (
-    INPUT_TRIGGERS,
-    TRANSITIONS,
-    Draft,
-    collect_deadlines,
-    earliest_deadline,
-    reconcile_visits,
-)
+from gateway.rules.state import HouseholdState, PlanIndex, reconcile_visits
+from gateway.rules.transitions import INPUT_TRIGGERS, TRANSITIONS
 from homecall.plan import GatewayPlan
 
 

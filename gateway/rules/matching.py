@@ -20,7 +20,6 @@ the last read, and which visits does it check the carer in to?" (SPEC §3, "Matc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -28,13 +27,14 @@ from gateway.rules.state import PlanIndex, VisitState
 from gateway.rules.windows import VisitTimes
 from homecall.observations import TagRead
 from homecall.plan import GatewayPlan
-from homecall.tags import TagError
+from homecall.tags import TagError, pseudonym
 
 
 def tag_key(tag: str, salt: str = "") -> str:
     """A short salted digest for debouncing: the state never stores a tag UID, and keys
-    are kept only for ``debounce_s`` after the last read."""
-    return hashlib.sha256(f"{salt}\x00{tag.strip().upper()}".encode()).hexdigest()[:20]
+    are kept only for ``debounce_s`` after the last read. A tag and its
+    :func:`~homecall.tags.pseudonym` under the same salt give the same key."""
+    return pseudonym(salt, tag).partition("#")[2][:20]
 
 
 def resolve_carer(plan: GatewayPlan | None, read: TagRead) -> tuple[str | None, bool]:

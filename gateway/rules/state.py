@@ -12,23 +12,14 @@ A state is never changed in place: :func:`gateway.rules.step` returns a new one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from gateway.rules.lifecycle import VisitStatus, advance
 from gateway.rules.windows import VisitTimes, iso, visit_times
 from homecall.clock import parse_utc
 from homecall.plan import GatewayPlan, Policy
-
-VisitStatus = Literal["planned", "in_progress", "completed", "missed", "no_access", "cancelled"]
-VISIT_STATUSES: tuple[VisitStatus, ...] = (
-    "planned",
-    "in_progress",
-    "completed",
-    "missed",
-    "no_access",
-    "cancelled",
-)
 
 #: 2: only visits that differ from their untouched default are written (see to_json).
 STATE_FORMAT = 2
@@ -196,8 +187,6 @@ class PlanIndex:
     def build(cls, plan: GatewayPlan | None) -> PlanIndex:
         if plan is None:
             return cls(times={}, policy=Policy.model_validate({}), by_late=(), plan_json=None)
-        from gateway.rules.transitions import reconcile_visits  # transitions imports us
-
         times = {v.id: visit_times(plan, v) for v in plan.visits}
         by_late = tuple(sorted(times, key=lambda vid: (times[vid].late_at, vid)))
         index = cls(times=times, policy=plan.policy, by_late=by_late,
@@ -301,3 +290,29 @@ def _dumps(body: dict[str, Any]) -> str:
 
 def _opt_time(value: str | None) -> datetime | None:
     return None if value is None else parse_utc(value)
+
+
+def reconcile_visits(
+    index: PlanIndex, old: dict[str, VisitState], known_since: datetime | None
+) -> dict[str, VisitState]:
+    """Visit states for a (new) plan, keeping what was recorded for visits with the same id.
+
+    New visits get ``known_since`` (deadlines already past when they appeared never fire);
+    visits that left the plan are kept only if they have attendances (``in_plan`` False).
+    """
+    visits: dict[str, VisitState] = {}
+    for visit_id, times in index.times.items():
+        previous = old.get(visit_id)
+        if previous is None:
+            vs = VisitState(visit_id, times.service_user_id, known_since=known_since)
+        else:
+            vs = replace(previous, service_user_id=times.service_user_id, in_plan=True)
+        if times.cancelled:
+            vs = replace(vs, status=advance(vs.status, "cancel"))
+        elif vs.status == "cancelled":
+            vs = replace(vs, status=advance(vs.status, "reinstate"))
+        visits[visit_id] = vs
+    for visit_id, vs in old.items():
+        if visit_id not in visits and vs.attendances:
+            visits[visit_id] = replace(vs, in_plan=False)
+    return visits

@@ -189,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.1)
         process = stack.gateways[gateway_id].process
         assert process is not None
+        # Events name a tag by its redaction, salted per household: the plan's tag salt.
+        salt = _household_salt(stack.gateways[gateway_id].journal)
         time.sleep(1.0)
 
         # 1. latency of single taps ------------------------------------------------------
@@ -197,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         to_central: list[float] = []
         for _ in range(args.taps):
             tag = next_tag()
-            key = redact(tag)
+            key = redact(tag, salt)
             frame = encode_frame(tag.split(":")[1])
             sent = time.monotonic()
             reader.send_raw(frame)
@@ -244,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                 pass
             reader.send_raw(frame)
         send_s = time.monotonic() - start
-        wanted = {redact(t) for t in burst_tags}
+        wanted = {redact(t, salt) for t in burst_tags}
         got = listener.wait_all(wanted, time.monotonic() + 120)
         with listener.lock:
             dup = sum(1 for t in wanted if listener.event_counts.get(t, 0) > 1)
@@ -269,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         for tag in outage_tags[half:]:
             reader.send_raw(encode_frame(tag.split(":")[1]) * 2)
             time.sleep(0.001)
-        wanted = {redact(t) for t in outage_tags}
+        wanted = {redact(t, salt) for t in outage_tags}
         got = listener.wait_all(wanted, time.monotonic() + 120)
         results["broker_outage"] = {"frames": len(outage_tags), "delivered": len(got),
                                     "lost": len(wanted) - len(got)}
@@ -332,3 +334,22 @@ def _format(results: dict[str, Any], command: str) -> str:
     ])
 
 
+def _household_salt(journal: Path, timeout_s: float = 30.0) -> str:
+    """The tag salt of the plan in force, read from the gateway's journal once applied."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+            try:
+                row = conn.execute("SELECT value FROM state WHERE key='plan'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            row = None
+        if row is not None:
+            return str(json.loads(row[0])["tag_salt"])
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway never put central's plan in force")
+        time.sleep(0.1)

@@ -185,6 +185,17 @@ class FaultRig:
         finally:
             conn.close()
 
+    def journal_tombstoned(self) -> int:
+        """Seqs the gateway's journal has shed so far (held as ``dropped`` gap tombstones)."""
+        conn = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM gaps "
+                "WHERE CAST(payload AS TEXT) LIKE '%\"gap\":\"dropped\"%'").fetchone()
+            return int(row[0])
+        finally:
+            conn.close()
+
     def central_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         conn = sqlite3.connect(f"file:{self.central_db}?mode=ro", uri=True, timeout=10)
         conn.row_factory = sqlite3.Row

@@ -70,8 +70,10 @@ def test_disk_budget_reached_mid_outage(tmp_path: Path, limit: str) -> None:
         wait_for(lambda: rig.contiguous() >= 1, timeout=30, message="first delivery")
         rig.stack.relay.cut()
         load = rig.load(rate_hz=250, tap_every=20)
-        wait_for(lambda: int(rig.journal_meta().get("last_seq", "0")) >= 2500, timeout=90,
-                 message="well over the budget's worth of events")
+        # What the case needs is the budget reached and shed from more than once (so reports
+        # fold), however long the load takes to get there on a busy machine.
+        wait_for(lambda: rig.journal_tombstoned() >= 1500, timeout=240,
+                 message="the journal over its budget and shedding")
         load.stop()
         rig.stack.relay.restore()
         rig.drain()

@@ -1,0 +1,48 @@
+"""One ``GatewaySettings``: the command line beats the environment, which beats the TOML
+config file, which beats the defaults; a bad value is one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import GatewaySettings, add_arguments, run
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_cli_beats_env_beats_file_beats_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('id = "gw-file-1"\njournal = "/var/lib/homecall/journal.db"\n'
+                      'mqtt_host = "broker.file"\nmqtt_port = 8883\nheartbeat = 30.0\n')
+    monkeypatch.setenv("HOMECALL_GATEWAY_MQTT_HOST", "broker.env")
+    monkeypatch.setenv("HOMECALL_GATEWAY_HEARTBEAT", "20")
+    args = parse(["--config", str(config), "--heartbeat", "5"])
+    given = {name: getattr(args, name, None) for name in GatewaySettings.model_fields}
+    settings = GatewaySettings.load(config, **given)
+    assert settings.id == "gw-file-1"  # file only
+    assert settings.mqtt_port == 8883  # file beats default
+    assert settings.mqtt_host == "broker.env"  # env beats file
+    assert settings.heartbeat == 5.0  # command line beats env
+    assert settings.journal_sync == "FULL"  # default
+
+
+def test_a_bad_setting_is_one_clear_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    args = parse(["--config", str(tmp_path / "absent.toml"), "--id", "gw-x-1",
+                  "--journal", str(tmp_path / "j.db"), "--heartbeat", "-1"])
+    assert run(args) == 2
+    [record] = caplog.records
+    assert record.getMessage().startswith("gateway settings: heartbeat:")
+    assert "\n" not in record.getMessage()
