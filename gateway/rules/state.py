@@ -298,7 +298,9 @@ def reconcile_visits(
     """Visit states for a (new) plan, keeping what was recorded for visits with the same id.
 
     New visits get ``known_since`` (deadlines already past when they appeared never fire);
-    visits that left the plan are kept only if they have attendances (``in_plan`` False).
+    visits that left the plan are kept (``in_plan`` False) if anything happened to them (an
+    attendance or an alert), so a visit removed and later restored does not raise its alerts
+    a second time.
     """
     visits: dict[str, VisitState] = {}
     for visit_id, times in index.times.items():
@@ -313,6 +315,6 @@ def reconcile_visits(
             vs = replace(vs, status=advance(vs.status, "reinstate"))
         visits[visit_id] = vs
     for visit_id, vs in old.items():
-        if visit_id not in visits and vs.attendances:
+        if visit_id not in visits and (vs.attendances or vs.alerts):
             visits[visit_id] = replace(vs, in_plan=False)
     return visits

@@ -85,3 +85,16 @@ def test_engine_imports_no_gateway_io() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == ""
+
+
+def test_visit_removed_and_restored_by_plan_updates_keeps_its_alerts() -> None:
+    """A no-reply press raises no_access once; a plan update that drops the visit and a later
+    one that restores it must not let the same visit raise no_access again."""
+    plan = seed_plan()
+    h = Household(plan)
+    h.button("08:05")
+    h.update("08:10", make_plan([visit("v-2", "09:00", 30, window=("08:30", "10:00"))]))
+    h.update("08:20", plan)
+    h.button("08:25")
+    for_visit = [o for o in h.of_type("no_access") if o.visit_id == "v-1"]
+    assert [o.time for o in for_visit] == [z("2026-03-02T08:05:00")]
