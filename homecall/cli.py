@@ -31,6 +31,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "hardware": ("gateway.drivers.bench_hardware", "NFC read and hub event latency"),
     "replay": ("homecall.benchmarks.replay", "7-day outage: journal size, replay rate, RSS"),
     "faults": ("homecall.benchmarks.faults", "run the delivery fault suite (tests/faults)"),
+    "fleet": ("homecall.benchmarks.fleet", "N gateways on the wire vs one broker and central"),
 }
 
 
