@@ -419,33 +419,45 @@ class Fleet:
 
     # periodic work
     async def heartbeats(self) -> None:
-        """Each gateway's status every ``--heartbeat`` s, their phases spread evenly."""
+        """Each gateway's status every ``--heartbeat`` s, their phases spread evenly over
+        ``tick`` buckets. Scheduled by the clock: a late loop sends every bucket that fell
+        due, so the offered rate holds however busy the machine is."""
         tick = 0.1
         buckets = max(1, round(self.args.heartbeat / tick))
         index = 0
+        due = time.monotonic()
         while True:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
             if not self.running:
+                due = time.monotonic() + tick
                 continue
-            for gw in self.gateways[index::buckets]:
-                if gw.connected and gw.stopped_at is None and gw.client is not None:
-                    gw.client.publish(topic(gw.gateway_id, Channel.STATUS), gw.status(), qos=1,
-                                      retain=True)
-                    self.counters.heartbeats += 1
-            index = (index + 1) % buckets
+            while due <= time.monotonic():
+                for gw in self.gateways[index::buckets]:
+                    if gw.connected and gw.stopped_at is None and gw.client is not None:
+                        gw.client.publish(topic(gw.gateway_id, Channel.STATUS), gw.status(),
+                                          qos=1, retain=True)
+                        self.counters.heartbeats += 1
+                index = (index + 1) % buckets
+                due += tick
 
     async def events(self) -> None:
-        """Poisson arrivals over the whole fleet (= one Poisson stream per gateway)."""
+        """Poisson arrivals over the whole fleet (= one Poisson stream per gateway), scheduled
+        by the clock: arrivals that fell due while the loop was busy are all sent."""
+        next_at = time.monotonic()
         while True:
-            live = self.live
-            rate = len(live) / self.args.event_interval
-            await asyncio.sleep(self.rng.expovariate(rate) if rate > 0 else 1.0)
-            if not self.running or not live:
+            rate = len(self.live) / self.args.event_interval
+            if not self.running or rate <= 0:
+                await asyncio.sleep(0.05)
+                next_at = time.monotonic()
                 continue
-            gw = self.rng.choice(live)
-            if gw.stopped_at is None:
-                seq, payload = gw.next_event(self.rng, datetime.now(UTC))
+            now = time.monotonic()
+            stamp = datetime.now(UTC)
+            while next_at <= now:
+                gw = self.rng.choice(self.live)
+                seq, payload = gw.next_event(self.rng, stamp)
                 self.publish_event(gw, seq, payload)
+                next_at += self.rng.expovariate(rate)
+            await asyncio.sleep(min(0.05, next_at - now))
 
     async def ack_watch(self) -> None:
         """Resend everything above the last ack when acks stop advancing (as the outbox)."""
@@ -556,7 +568,7 @@ class Monitor:
         """Subscribe to these gateways' status (not all N: that would be N/heartbeat msgs/s)."""
         self.subscribed.clear()
         self.client.subscribe([(topic(g.gateway_id, Channel.STATUS), 1) for g in gateways])
-        await asyncio.wait_for(self.subscribed.wait(), 30)
+        await asyncio.wait_for(self.subscribed.wait(), 60)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if b'"offline"' not in message.payload:
@@ -616,8 +628,6 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
     fleet.loop = asyncio.get_running_loop()
     results: dict[str, Any] = {}
     monitor = Monitor(fleet)
-    monitor.start()
-    await asyncio.wait_for(monitor.ready.wait(), 10)
 
     async def sample_forever() -> None:
         while True:
@@ -649,7 +659,9 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
             "seconds": round(elapsed, 1),
             "events_published": fleet.counters.published - published0,
             "events_acked_per_s": round((fleet.counters.acked_events - acked0) / elapsed, 1),
+            "events_offered_per_s": round(len(fleet.gateways) / args.event_interval, 1),
             "heartbeats_per_s": round((fleet.counters.heartbeats - hb0) / elapsed, 1),
+            "heartbeats_offered_per_s": round(len(fleet.gateways) / args.heartbeat, 1),
             "lag": _lag_summary(fleet.counters.lags[lags0:]),
             "unacked_at_end": sum(len(g.unacked) for g in fleet.gateways),
             "generator_cpu_pct": round((time.process_time() - cpu0) / elapsed * 100, 1),
@@ -662,6 +674,9 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
             5, len(fleet.gateways) // 100)
         wait_s = args.stop_wait or 3 * args.heartbeat + 1.5 * KEEPALIVE_S + 10
         sample = fleet.pick_sample(min(count, len(fleet.gateways)))
+        # connected only now: nothing calls its keep-alive during the earlier phases
+        monitor.start()
+        await asyncio.wait_for(monitor.ready.wait(), 60)
         await monitor.watch(sample)
         await asyncio.sleep(1.0)  # the retained 'online' arrives first
         fleet.stop_sample(sample, args.stop_mode)
@@ -816,7 +831,7 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(results, indent=2))
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
     if args.write_docs:
-        write_section(DOCS, f"## fleet: {args.gateways} gateways", _markdown(args, results))
+        write_section(DOCS, _heading(args), _markdown(args, results))
         print(f"wrote {DOCS}", file=sys.stderr)
     return 0
 
@@ -851,6 +866,11 @@ def _machine() -> str:
             f"Python {platform.python_version()}, load average at the end {load}")
 
 
+def _heading(args: argparse.Namespace) -> str:
+    mode = "" if args.stop_mode == "close" else f", {args.stop_mode} stop"
+    return f"## fleet: {args.gateways} gateways{mode}"
+
+
 def _markdown(args: argparse.Namespace, r: dict[str, Any]) -> str:
     command = (f"homecall bench fleet --gateways {args.gateways} --heartbeat {args.heartbeat:g} "
                f"--event-interval {args.event_interval:g} --duration {args.duration:g} "
@@ -865,7 +885,7 @@ def _markdown(args: argparse.Namespace, r: dict[str, Any]) -> str:
                 f"central {cen['cpu_pct']} % / {cen['rss_peak_mb']} MB")
 
     lines = [
-        f"## fleet: {args.gateways} gateways",
+        _heading(args),
         "",
         f"Command: `{command}`",
         "",
@@ -878,15 +898,18 @@ def _markdown(args: argparse.Namespace, r: dict[str, Any]) -> str:
         f"| connect: all CONNACKs / central's first ack to all | {c['all_connack_s']} s / "
         f"{c['all_first_ack_s']} s ({c['connected']} connected, {c['connect_failed']} failed) |",
         f"| connect phase resources | {res(c)} |",
-        f"| steady: events acked/s; heartbeats/s | {s['events_acked_per_s']}; "
-        f"{s['heartbeats_per_s']} |",
+        f"| steady: events acked/s (offered); heartbeats sent/s (offered) | "
+        f"{s['events_acked_per_s']} ({s.get('events_offered_per_s', '?')}); "
+        f"{s['heartbeats_per_s']} ({s.get('heartbeats_offered_per_s', '?')}) |",
+        f"| steady: events still unacked at the end of the phase | {s['unacked_at_end']} |",
         f"| steady: ingest lag p50 / p99 / max (publish → central's ack) | "
         f"{s['lag']['p50_ms']} / {s['lag']['p99_ms']} / {s['lag']['max_ms']} ms |",
         f"| steady resources | {res(s)}; generator {s['generator_cpu_pct']} % |",
         f"| stopped without DISCONNECT ({st['mode']}): last will published after, p50 / max | "
         f"{st['will_after_s']['p50']} / {st['will_after_s']['max']} s "
         f"({st['will_published']}/{st['sample']}) |",
-        f"| ... central's /api/gateways shows it offline after, p50 / max | "
+        f"| ... central's /api/gateways shows it offline after (polled every "
+        f"{min(5.0, args.heartbeat / 2):g} s), p50 / max | "
         f"{st['central_offline_after_s']['p50']} / {st['central_offline_after_s']['max']} s "
         f"({st['central_shows_offline']}/{st['sample']}; one poll took "
         f"{st['api_gateways_poll_s']} s) |",
@@ -908,6 +931,7 @@ def _markdown(args: argparse.Namespace, r: dict[str, Any]) -> str:
         f"| open files, peak: broker / central | {r['open_files_peak'].get('broker')} / "
         f"{r['open_files_peak'].get('central')} |",
         "",
-        "Settings seen: " + "; ".join(f"{k} {v}" for k, v in r["settings"].items()) + ".",
+        "Settings seen: " + "; ".join(f"{k} {str(v).replace(chr(9), '-')}"
+                                      for k, v in r["settings"].items()) + ".",
     ]
     return "\n".join(lines)
