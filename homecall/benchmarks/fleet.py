@@ -258,6 +258,7 @@ class Counters:
     resent: int = 0
     acks: int = 0
     heartbeats: int = 0
+    heartbeats_skipped: int = 0  # rounds the generator was too busy to send
     lags: list[float] = field(default_factory=list)
     acked_events: int = 0
 
@@ -283,6 +284,7 @@ class Fleet:
         self.running = False  # heartbeats and events flow
         self.live = list(self.gateways)  # not stopped
         self._pending_resend: set[SimGateway] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # paho <-> asyncio glue: paho tells us when its socket opens/closes and wants writing
     def _attach(self, client: mqtt.Client) -> None:
@@ -373,9 +375,27 @@ class Fleet:
             self.loop.call_later(self.rng.uniform(0.2, 2.0), self._reconnect, gw)
 
     def _reconnect(self, gw: SimGateway) -> None:
-        if gw.stopped_at is None and gw.client is not None and not gw.connected:
-            with contextlib.suppress(OSError):
-                gw.client.reconnect()
+        task = asyncio.ensure_future(self._reconnect_bounded(gw))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reconnect_bounded(self, gw: SimGateway) -> None:
+        """Reconnect within the CONNECT budget (a blocking connect to a full listen queue
+        would stall every gateway on the loop)."""
+        if self._slots is None or gw.stopped_at is not None or gw.client is None:
+            return
+        await self._slots.acquire()
+        if gw.connected or gw.stopped_at is not None:
+            self._slots.release()
+            return
+        self._waiting_connack.add(gw)
+        try:
+            gw.client.reconnect()
+        except OSError:
+            self._waiting_connack.discard(gw)
+            self._slots.release()
+            assert self.loop is not None
+            self.loop.call_later(self.rng.uniform(1.0, 5.0), self._reconnect, gw)
 
     def _on_message(self, client: mqtt.Client, gw: SimGateway, message: mqtt.MQTTMessage) -> None:
         if not message.topic.endswith("/ack"):
@@ -432,6 +452,12 @@ class Fleet:
                 due = time.monotonic() + tick
                 continue
             while due <= time.monotonic():
+                behind = time.monotonic() - due
+                if behind > self.args.heartbeat:
+                    # the generator itself cannot keep up: skip a round, and say so
+                    self.counters.heartbeats_skipped += len(self.gateways)
+                    due += self.args.heartbeat
+                    continue
                 for gw in self.gateways[index::buckets]:
                     if gw.connected and gw.stopped_at is None and gw.client is not None:
                         gw.client.publish(topic(gw.gateway_id, Channel.STATUS), gw.status(),
@@ -439,6 +465,7 @@ class Fleet:
                         self.counters.heartbeats += 1
                 index = (index + 1) % buckets
                 due += tick
+                await asyncio.sleep(0)  # let the sockets be read and written in between
 
     async def events(self) -> None:
         """Poisson arrivals over the whole fleet (= one Poisson stream per gateway), scheduled
@@ -452,11 +479,15 @@ class Fleet:
                 continue
             now = time.monotonic()
             stamp = datetime.now(UTC)
+            burst = 0
             while next_at <= now:
                 gw = self.rng.choice(self.live)
                 seq, payload = gw.next_event(self.rng, stamp)
                 self.publish_event(gw, seq, payload)
                 next_at += self.rng.expovariate(rate)
+                burst += 1
+                if burst % 50 == 0:
+                    await asyncio.sleep(0)
             await asyncio.sleep(min(0.05, next_at - now))
 
     async def ack_watch(self) -> None:
@@ -653,6 +684,7 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
         cpu0, t0 = time.process_time(), time.monotonic()
         acked0, lags0 = fleet.counters.acked_events, len(fleet.counters.lags)
         published0, hb0 = fleet.counters.published, fleet.counters.heartbeats
+        skipped0, disconnects0 = fleet.counters.heartbeats_skipped, fleet.counters.disconnects
         await asyncio.sleep(args.duration)
         elapsed = time.monotonic() - t0
         results["steady"] = {
@@ -662,6 +694,8 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
             "events_offered_per_s": round(len(fleet.gateways) / args.event_interval, 1),
             "heartbeats_per_s": round((fleet.counters.heartbeats - hb0) / elapsed, 1),
             "heartbeats_offered_per_s": round(len(fleet.gateways) / args.heartbeat, 1),
+            "heartbeats_skipped_by_generator": fleet.counters.heartbeats_skipped - skipped0,
+            "disconnects": fleet.counters.disconnects - disconnects0,
             "lag": _lag_summary(fleet.counters.lags[lags0:]),
             "unacked_at_end": sum(len(g.unacked) for g in fleet.gateways),
             "generator_cpu_pct": round((time.process_time() - cpu0) / elapsed * 100, 1),
@@ -730,6 +764,7 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
             sampler.begin()
             cpu0, t0 = time.process_time(), time.monotonic()
             acked0, lags0 = fleet.counters.acked_events, len(fleet.counters.lags)
+            resent0 = fleet.counters.resent
             for gw, events in prepared:
                 for seq, payload in events:
                     fleet.publish_event(gw, seq, payload)
@@ -750,7 +785,7 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
                 "seconds": round(elapsed, 1),
                 "events_acked_per_s": round((fleet.counters.acked_events - acked0) / elapsed, 1),
                 "lag": _lag_summary(fleet.counters.lags[lags0:]),
-                "resent": fleet.counters.resent,
+                "resent": fleet.counters.resent - resent0,
                 "generator_cpu_pct": round((time.process_time() - cpu0) / elapsed * 100, 1),
                 "prepare_s": round(build_s, 1),
                 "resources": sampler.end(),
