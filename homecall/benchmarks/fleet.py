@@ -668,6 +668,13 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
     fleet.loop = asyncio.get_running_loop()
     results: dict[str, Any] = {}
     monitor = Monitor(fleet)
+    monitor_error = None
+    try:
+        # before the gateways: paho's own loop uses select(), which cannot watch a descriptor
+        # above 1023, and N gateway sockets come first otherwise
+        await monitor.start()
+    except FleetError as err:
+        monitor_error = str(err)
 
     async def sample_forever() -> None:
         while True:
@@ -717,10 +724,9 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
             5, len(fleet.gateways) // 100)
         wait_s = args.stop_wait or 3 * args.heartbeat + 1.5 * KEEPALIVE_S + 10
         sample = fleet.pick_sample(min(count, len(fleet.gateways)))
-        # connected only now: nothing calls its keep-alive during the earlier phases
-        monitor_error = None
         try:
-            await monitor.start()
+            if monitor_error is not None:
+                raise FleetError(monitor_error)
             await monitor.watch(sample)
         except FleetError as err:  # the stop is still measured through central's view
             monitor_error = str(err)
