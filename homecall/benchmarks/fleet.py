@@ -28,8 +28,11 @@ Phases, one after another:
 * **flood**: every running gateway publishes ``--backlog`` events at once (as after a regional
   outage); reported: events/s ingested until the last ack, lag, CPU and RSS.
 
-Results are printed as JSON; with ``--write-docs`` they replace this run's section of
-docs/benchmarks.md (one section per gateway count).
+The last wills are watched by one more MQTT client on a thread of its own (central's identity),
+connected before the gateways: its paho loop uses ``select()``, which cannot watch a descriptor
+above 1023. Results are printed as JSON and kept in ``WORKDIR/results.json``; with
+``--write-docs`` they replace this run's section of docs/benchmarks.md (one section per gateway
+count, heartbeat and stop mode).
 """
 
 from __future__ import annotations
