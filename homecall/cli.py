@@ -37,6 +37,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "fuzz": ("homecall.benchmarks.fuzz", "a million generated inputs through each device parser"),
     "ingest": ("homecall.benchmarks.ingest", "central ingest events/s on SQLite and PostgreSQL"),
     "drain": ("homecall.benchmarks.drain", "backlog drain time after a broker outage"),
+    "fleet": ("homecall.benchmarks.fleet", "N gateways on the wire vs one broker and central"),
     "all": ("homecall.benchmarks.all", "every bench above, one after another (make bench)"),
 }
 
