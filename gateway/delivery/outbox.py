@@ -111,7 +111,8 @@ class Outbox:
         self._denial_backoff = Backoff(base_s=1.0, cap_s=settings.reconnect_max_s)
         self._reconnect_backoff = Backoff(base_s=settings.reconnect_base_s,
                                           cap_s=settings.reconnect_max_s)
-        self.denied = 0
+        self.denied = 0  # events the broker refused (PUBACK >= 0x80)
+        self.logins_refused = 0  # connections the broker refused (CONNACK >= 0x80)
         self.published = 0
         self.reconnects = 0
         self._client = self._make_client()
@@ -231,6 +232,7 @@ class Outbox:
             if self.connected:
                 log.warning("broker connection lost: %s", message.reason)
             elif message.reason.startswith("connect refused"):
+                self.logins_refused += 1
                 log.error("broker %s (check this gateway's identity); events stay in the "
                           "journal", message.reason)
             self.connected = False
