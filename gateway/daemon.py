@@ -59,6 +59,7 @@ class GatewayConfig:
     journal_path: Path
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     rfid_path: str | None = None
+    rfid_confirm_frames: int = 2
     hub_path: str | None = None
     nfc_path: str | None = None
     plan_file: Path | None = None
@@ -128,7 +129,8 @@ class GatewayDaemon:
         if cfg.rfid_path:
             from gateway.drivers.rfid_reader import RfidReaderDriver
 
-            self.drivers.append(RfidReaderDriver(cfg.rfid_path, self.clock, self.post))
+            self.drivers.append(RfidReaderDriver(cfg.rfid_path, self.clock, self.post,
+                                                 confirm_frames=cfg.rfid_confirm_frames))
         if cfg.hub_path:
             from gateway.drivers.sensor_hub import SensorHubDriver
 

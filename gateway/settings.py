@@ -41,6 +41,9 @@ class GatewaySettings(BaseSettings):
     mqtt_user: str | None = None
     mqtt_password_file: Path | None = None
     rfid: str | None = None
+    #: identical consecutive frames that make a 125 kHz tap (2 guards against line noise;
+    #: 1 only for a reader set to send a single frame per presentation)
+    rfid_confirm_frames: int = Field(2, ge=1, le=5)
     hub: str | None = None
     nfc: str | None = None
     plan: Path | None = None
@@ -90,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mqtt-user", help="broker username (default: the gateway id)")
     add("--mqtt-password-file", type=Path, help="file holding the password")
     add("--rfid", help="125 kHz reader serial path or pyserial URL")
+    add("--rfid-confirm-frames", type=int,
+        help="identical consecutive frames that make a tap (default 2; 1 only for a reader "
+             "that sends one frame per presentation: line noise can then misread a fob)")
     add("--hub", help="sensor hub serial path or pyserial URL")
     add("--nfc", help="NFC reader: tty:AMA0:pn532, usb, or a pty path")
     add("--plan", type=Path, help="plan file to use until central sends one")
@@ -150,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
             reconnect_max_s=settings.reconnect_max,
             reconnect_waiting_max_s=settings.reconnect_waiting_max,
         ),
-        rfid_path=settings.rfid, hub_path=settings.hub, nfc_path=settings.nfc,
+        rfid_path=settings.rfid, rfid_confirm_frames=settings.rfid_confirm_frames,
+        hub_path=settings.hub, nfc_path=settings.nfc,
         plan_file=settings.plan, clock_ok=settings.clock_ok, heartbeat_s=settings.heartbeat,
         journal_sync=settings.journal_sync,
         device_state_file=settings.device_state_file or settings.journal.parent / "devices.json",

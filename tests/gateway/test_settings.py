@@ -46,3 +46,14 @@ def test_a_bad_setting_is_one_clear_line(
     [record] = caplog.records
     assert record.getMessage().startswith("gateway settings: heartbeat:")
     assert "\n" not in record.getMessage()
+
+
+def test_rfid_confirm_frames_defaults_to_two_and_is_bounded(tmp_path: Path) -> None:
+    absent = tmp_path / "absent.toml"
+    base = ["--config", str(absent), "--id", "gw-x-1", "--journal", str(tmp_path / "j.db")]
+    for argv, expected in ((base, 2), ([*base, "--rfid-confirm-frames", "1"], 1)):
+        args = parse(argv)
+        given = {name: getattr(args, name, None) for name in GatewaySettings.model_fields}
+        assert GatewaySettings.load(absent, **given).rfid_confirm_frames == expected
+    args = parse([*base, "--rfid-confirm-frames", "0"])
+    assert run(args) == 2  # refused with one line, like any bad setting
