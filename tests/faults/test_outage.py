@@ -53,7 +53,7 @@ def test_network_cut_for_a_simulated_week(tmp_path: Path) -> None:
         departures = [e for e in events if e["type"] == "departure"]
         assert len(arrivals) == len(departures) == 28 - len(UNATTENDED)
         missed = {r["visit_id"] for r in rig.central_rows(
-            "SELECT visit_id FROM alerts WHERE gateway_id=? AND type='visit_missed'", (gw,))}
+            "SELECT visit_id FROM alerts WHERE gateway_id=:gw AND type='visit_missed'", gw=gw)}
         assert missed == {f"v-d{d}-c{c}" for d, c in UNATTENDED}
         visits = {v["id"]: v for v in rig.stack.report(gw)["visits"]}
         assert sum(v["status"] == "completed" for v in visits.values()) == 28 - len(UNATTENDED)
