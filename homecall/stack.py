@@ -10,6 +10,10 @@ Central's API needs a login: the stack creates an admin (password in
 ``workdir/keys/admin.password``) with a bearer token that ``self.http`` sends with every
 request, and before each plan upload registers what the plan names (an
 organisation, the household for the gateway, its service users and carers with their tags).
+
+Central's database is ``workdir/central.db`` (SQLite) unless ``central_db`` names another
+path or a database URL (e.g. ``postgresql+psycopg://...``), which central then migrates on
+start like any other.
 """
 
 from __future__ import annotations
@@ -66,9 +70,11 @@ def _hash_password(password: str) -> str:
 
 class Stack:
     def __init__(self, workdir: str | Path, clock_spec: str, *, http_port: int | None = None,
-                 heartbeat_s: float = 1.0) -> None:
+                 heartbeat_s: float = 1.0, central_db: str | Path | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        #: central's database: a path to an SQLite file or a SQLAlchemy URL
+        self.central_db = str(central_db or self.workdir / "central.db")
         (self.workdir / "logs").mkdir(exist_ok=True)
         self.clock_spec = clock_spec
         self.http_port = http_port or free_port()
@@ -147,7 +153,7 @@ class Stack:
     def start_central(self, wait: bool = True) -> None:
         self.central = self._spawn("central", [
             "central", "serve",
-            "--db", str(self.workdir / "central.db"),
+            "--db", self.central_db,
             "--port", str(self.http_port),
             "--mqtt-port", str(self.broker.port),
             "--mqtt-user", CENTRAL_USER,
@@ -185,7 +191,7 @@ class Stack:
         from central.auth.service import Accounts
         from central.db.engine import Database
 
-        db = Database(self.workdir / "central.db")
+        db = Database(self.central_db)
         try:
             accounts = Accounts(db, clock_from_spec(self.clock_spec),
                                 token_ttl=timedelta(days=3650))

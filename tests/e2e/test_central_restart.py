@@ -22,11 +22,13 @@ def tap_all(reader: SimulatedRfidReader, first: int, last: int) -> None:
         time.sleep(0.02)
 
 
-def test_central_crash_mid_run_loses_nothing(tmp_path: Path) -> None:
+def test_central_crash_mid_run_loses_nothing(tmp_path: Path, database_url: str) -> None:
+    """On each engine central supports (``database_url``: SQLite file, PostgreSQL)."""
     clock = ScaledClock(datetime.now(UTC), 1.0)
     reader = SimulatedRfidReader(str(tmp_path / "dev" / "rfid"))
     reader.start()
-    with Stack(tmp_path / "stack", clock.spec(), heartbeat_s=0.5) as stack:
+    with Stack(tmp_path / "stack", clock.spec(), heartbeat_s=0.5,
+               central_db=database_url) as stack:
         stack.start_broker()
         stack.start_central()
         stack.upload_plan(PlanDocument(

@@ -4,8 +4,9 @@
 :class:`FaultRig` wraps :class:`homecall.stack.Stack` and adds what every fault case needs:
 a load generator (battery readings = low-value telemetry, unknown-tag taps = alerts, door
 changes), the gateway journal's head read straight from its SQLite file, central's events
-read straight from its SQLite file, and :meth:`FaultRig.assert_nothing_lost_nothing_twice`,
-the one verdict every case ends with.
+read straight from central's database (SQLite or PostgreSQL, through central's own
+SQLAlchemy engine, so one set of assertions holds on both), and
+:meth:`FaultRig.assert_nothing_lost_nothing_twice`, the one verdict every case ends with.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from central.db.engine import Database
 from firmware_sim.em4100 import SimulatedRfidReader
 from firmware_sim.hub import SimulatedHub
 from homecall.clock import ScaledClock
@@ -74,13 +79,17 @@ class FaultRig:
 
     def __init__(self, workdir: Path, gateway_id: str, *, speed: float = 1.0,
                  start: datetime | None = None, gateway_args: list[str] | None = None,
-                 plan: PlanDocument | None = None, lead_s: float = 1.0) -> None:
+                 plan: PlanDocument | None = None, lead_s: float = 1.0,
+                 central_db: str | None = None) -> None:
         self.workdir = workdir
         self.gateway_id = gateway_id
         # ``start`` is the simulated time ``lead_s`` real seconds from now (time for the
         # processes to come up before a scripted timeline begins).
         self.clock = ScaledClock(start or datetime.now(UTC), speed, anchor=time.time() + lead_s)
-        self.stack = Stack(workdir / "stack", self.clock.spec(), heartbeat_s=0.5)
+        # central_db: a database URL for central (None: an SQLite file in the stack's workdir)
+        self.stack = Stack(workdir / "stack", self.clock.spec(), heartbeat_s=0.5,
+                           central_db=central_db)
+        self._central: Database | None = None
         dev = workdir / "dev"
         dev.mkdir(parents=True, exist_ok=True)
         self.rfid = SimulatedRfidReader(str(dev / "rfid"))
@@ -109,6 +118,9 @@ class FaultRig:
         return self
 
     def stop(self) -> None:
+        if self._central is not None:
+            self._central.dispose()
+            self._central = None
         with contextlib.suppress(Exception):
             self.stack.stop()
         self.rfid.stop()
@@ -140,8 +152,9 @@ class FaultRig:
         return self.stack.gateways[self.gateway_id].journal
 
     @property
-    def central_db(self) -> Path:
-        return self.stack.workdir / "central.db"
+    def central_db(self) -> str:
+        """Central's database: an SQLite file's path or a database URL."""
+        return self.stack.central_db
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.stack.workdir / "logs" / (
@@ -196,18 +209,18 @@ class FaultRig:
         finally:
             conn.close()
 
-    def central_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        conn = sqlite3.connect(f"file:{self.central_db}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+    def central_rows(self, sql: str, **params: Any) -> list[RowMapping]:
+        """Rows of ``sql`` (``:name`` parameters) from central's database, read the way
+        central reads it (one read transaction), as mappings: ``row["seq"]``."""
+        if self._central is None:
+            self._central = Database(self.central_db)
+        with self._central.read() as conn:
+            return list(conn.execute(sa.text(sql), params).mappings())
 
-    def central_events(self) -> list[sqlite3.Row]:
+    def central_events(self) -> list[RowMapping]:
         return self.central_rows(
-            "SELECT seq, id, type, data, chain_ok FROM events WHERE gateway_id=? ORDER BY seq",
-            (self.gateway_id,),
+            "SELECT seq, id, type, data, chain_ok FROM events WHERE gateway_id=:gw ORDER BY seq",
+            gw=self.gateway_id,
         )
 
     def contiguous(self) -> int:
@@ -224,7 +237,7 @@ class FaultRig:
 
     # -- the verdict -----------------------------------------------------------------------
     def assert_nothing_lost_nothing_twice(self, *, chain_breaks: int = 0,
-                                          lost: int = 0) -> list[sqlite3.Row]:
+                                          lost: int = 0) -> list[RowMapping]:
         """Central holds every seq 1..journal head exactly once (real event or accounted
         tombstone), the chain links (at most ``chain_breaks`` flagged breaks), every alert
         event became an alert, and no tapped tag was raised twice. ``lost``: how many seqs
@@ -248,7 +261,7 @@ class FaultRig:
         assert not conflicts, [r["reason"] for r in conflicts]
         alert_seqs = {int(e["seq"]) for e in events if _alert(e["type"])}
         raised = {int(r["event_seq"]) for r in self.central_rows(
-            "SELECT event_seq FROM alerts WHERE gateway_id=?", (self.gateway_id,))}
+            "SELECT event_seq FROM alerts WHERE gateway_id=:gw", gw=self.gateway_id)}
         assert alert_seqs == raised, "an alert event without its alert (or the reverse)"
         unknown = [json.loads(e["data"]).get("tag") for e in events if e["type"] == "unknown_tag"]
         assert len(unknown) == len(set(unknown)), "the same tap raised twice"

@@ -18,10 +18,10 @@ from tests.conftest import wait_for
 from tests.faults.harness import FaultRig
 
 
-def kill_loop(tmp_path: Path, repeats: int, seed: int) -> None:
+def kill_loop(tmp_path: Path, repeats: int, seed: int, central_db: str | None) -> None:
     rng = random.Random(seed)
     gw = f"gw-kill-{repeats}"
-    with FaultRig(tmp_path, gw) as rig:
+    with FaultRig(tmp_path, gw, central_db=central_db) as rig:
         boot = rig.wait_online()
         load = rig.load(rate_hz=60, tap_every=7)
         try:
@@ -45,10 +45,10 @@ def kill_loop(tmp_path: Path, repeats: int, seed: int) -> None:
         assert any(e["type"] == "battery" for e in events)
 
 
-def test_gateway_killed_at_random_points(tmp_path: Path) -> None:
-    kill_loop(tmp_path, repeats=6, seed=5)
+def test_gateway_killed_at_random_points(tmp_path: Path, central_db: str | None) -> None:
+    kill_loop(tmp_path, repeats=6, seed=5, central_db=central_db)
 
 
 @pytest.mark.slow
-def test_gateway_killed_50_times(tmp_path: Path) -> None:
-    kill_loop(tmp_path, repeats=50, seed=50)
+def test_gateway_killed_50_times(tmp_path: Path, central_db: str | None) -> None:
+    kill_loop(tmp_path, repeats=50, seed=50, central_db=central_db)

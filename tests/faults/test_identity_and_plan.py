@@ -32,9 +32,9 @@ def backlog_then(rig: FaultRig, tags: range) -> int:
     return rig.journal_rows()
 
 
-def test_wrong_identity_loses_nothing(tmp_path: Path) -> None:
+def test_wrong_identity_loses_nothing(tmp_path: Path, central_db: str | None) -> None:
     gw = "gw-ident-a"
-    with FaultRig(tmp_path, gw) as rig:
+    with FaultRig(tmp_path, gw, central_db=central_db) as rig:
         rig.stack.broker.add_user("gw-ident-b")
         other_secret = rig.stack.broker.credentials_file("gw-ident-b")
         bad_password = tmp_path / "bad.secret"
@@ -90,9 +90,10 @@ def plan_version(rig: FaultRig) -> int | None:
     return status.get("plan_version")
 
 
-def test_forged_and_unsigned_plans_rejected_old_plan_stays(tmp_path: Path) -> None:
+def test_forged_and_unsigned_plans_rejected_old_plan_stays(tmp_path: Path,
+                                                            central_db: str | None) -> None:
     gw = "gw-plan-sig"
-    with FaultRig(tmp_path, gw) as rig:
+    with FaultRig(tmp_path, gw, central_db=central_db) as rig:
         wait_for(lambda: plan_version(rig) == 1, timeout=30, message="signed plan v1 applied")
         # A plan v2 signed with some other key (a forger with broker access), then unsigned.
         retained = rig.stack.http.get(f"/api/plans/{gw}").json()["document"]

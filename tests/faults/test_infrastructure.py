@@ -17,9 +17,10 @@ from tests.conftest import wait_for
 from tests.faults.harness import FaultRig
 
 
-def test_central_killed_during_ingest_of_a_backlog(tmp_path: Path) -> None:
+def test_central_killed_during_ingest_of_a_backlog(tmp_path: Path, central_db: str | None
+                                                    ) -> None:
     gw = "gw-central-kill"
-    with FaultRig(tmp_path, gw) as rig:
+    with FaultRig(tmp_path, gw, central_db=central_db) as rig:
         assert rig.stack.relay is not None
         rig.stack.relay.cut()
         load = rig.load(rate_hz=200, tap_every=25)
@@ -63,9 +64,10 @@ def retained(port: int, password: str, name: str, timeout: float = 10.0) -> byte
     return got[0] if got else None
 
 
-def test_broker_restarted_with_persistence_deleted(tmp_path: Path) -> None:
+def test_broker_restarted_with_persistence_deleted(tmp_path: Path, central_db: str | None
+                                                   ) -> None:
     gw = "gw-broker-wipe"
-    with FaultRig(tmp_path, gw) as rig:
+    with FaultRig(tmp_path, gw, central_db=central_db) as rig:
         broker = rig.stack.broker
         load = rig.load(rate_hz=60, tap_every=8)
         try:

@@ -27,9 +27,10 @@ def checkpoint(path: Path) -> None:
     conn.close()
 
 
-def test_corrupted_journal_everything_delivered(tmp_path: Path) -> None:
+def test_corrupted_journal_everything_delivered(tmp_path: Path, central_db: str | None
+                                                  ) -> None:
     gw = "gw-corrupt"
-    with FaultRig(tmp_path, gw) as rig:
+    with FaultRig(tmp_path, gw, central_db=central_db) as rig:
         load = rig.load(rate_hz=80, tap_every=10)
         wait_for(lambda: rig.contiguous() > 300, timeout=60, message="traffic delivered")
         load.stop()
@@ -51,9 +52,10 @@ def test_corrupted_journal_everything_delivered(tmp_path: Path) -> None:
         assert (rig.journal_path.parent / kept_as).exists()
 
 
-def test_truncated_journal_with_undelivered_events(tmp_path: Path) -> None:
+def test_truncated_journal_with_undelivered_events(tmp_path: Path, central_db: str | None
+                                                    ) -> None:
     gw = "gw-truncate"
-    with FaultRig(tmp_path, gw) as rig:
+    with FaultRig(tmp_path, gw, central_db=central_db) as rig:
         load = rig.load(rate_hz=80, tap_every=10)
         wait_for(lambda: rig.contiguous() > 200, timeout=60, message="traffic delivered")
         assert rig.stack.relay is not None
