@@ -18,6 +18,7 @@ i.e. after the transaction committed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -79,10 +80,47 @@ def ensure_gateway(conn: Connection, gateway_id: str, *, lock: bool = False) -> 
     return row
 
 
+#: ``rejected_messages`` keeps this much of a payload (the size and sha256 of the whole go
+#: into the reason), and at most this many rows (the oldest are pruned as new ones come).
+REJECTED_PAYLOAD_PREFIX = 4096
+MAX_REJECTED_ROWS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message ingest set aside: where it came from, why, and its payload."""
+
+    topic: str
+    reason: str
+    payload: bytes
+
+
+def _rejected_row(received_at: str, rejected: Rejected) -> dict[str, Any]:
+    payload, reason = rejected.payload, rejected.reason
+    if len(payload) > REJECTED_PAYLOAD_PREFIX:
+        digest = hashlib.sha256(payload).hexdigest()
+        reason = (f"{reason} [payload {len(payload)} bytes, sha256 {digest}; first "
+                  f"{REJECTED_PAYLOAD_PREFIX} kept]")
+        payload = payload[:REJECTED_PAYLOAD_PREFIX]
+    return {"received_at": received_at, "topic": rejected.topic[:256],
+            "reason": reason[:2048], "payload": payload}
+
+
 def record_rejected(conn: Connection, now: datetime, topic: str, reason: str,
                     payload: bytes) -> None:
-    conn.execute(sa.insert(rejected_messages).values(
-        received_at=format_utc(now), topic=topic, reason=reason, payload=payload))
+    record_rejected_many(conn, now, [Rejected(topic, reason, payload)])
+
+
+def record_rejected_many(conn: Connection, now: datetime, rejected: list[Rejected]) -> None:
+    """Keep ``rejected`` (bounded payload prefixes) and prune the table to its bound."""
+    if not rejected:
+        return
+    received_at = format_utc(now)
+    conn.execute(sa.insert(rejected_messages), [_rejected_row(received_at, r) for r in rejected])
+    newest = conn.execute(sa.select(sa.func.max(rejected_messages.c.id))).scalar() or 0
+    if newest > MAX_REJECTED_ROWS:
+        conn.execute(sa.delete(rejected_messages).where(
+            rejected_messages.c.id <= newest - MAX_REJECTED_ROWS))
 
 
 def _event_hash(conn: Connection, gateway_id: str, seq: int) -> Any:
@@ -310,8 +348,12 @@ class EventStore:
 
     def reject(self, topic: str, reason: str, payload: bytes, now: datetime) -> None:
         """Keep a message ingest refused, with the reason, for staff to look at."""
+        self.reject_many([Rejected(topic, reason, payload)], now)
+
+    def reject_many(self, rejected: list[Rejected], now: datetime) -> None:
+        """Keep every message of one batch ingest refused, in one transaction."""
         with self.db.write() as conn:
-            record_rejected(conn, now, topic, reason, payload)
+            record_rejected_many(conn, now, rejected)
 
     def position(self, gateway_id: str) -> tuple[int, int]:
         """(highest contiguous seq, highest seq) central holds for ``gateway_id``."""
