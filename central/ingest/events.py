@@ -2,7 +2,8 @@
 projections that storing an event keeps current.
 
 A redelivered event is recognised by its ``(gateway_id, seq)`` and stored once; a redelivery
-whose hash differs from what is stored is a conflict, kept in ``rejected_messages``. Each
+whose hash differs from what is stored is a conflict: the newcomer is kept in
+``event_conflicts``, a ``gateway_integrity`` alert is raised, and the ack stays below it. Each
 stored event's ``prev_hash`` is checked against the hash stored at ``seq - 1`` (``chain_ok``:
 1 linked, 0 broken, NULL not yet known because the predecessor has not arrived). Storing an
 event updates ``attendances`` (arrival/departure pairs), ``alerts`` (one per alert event) and
@@ -31,7 +32,14 @@ from sqlalchemy.engine import Connection, Row
 
 from central import CentralError
 from central.db.engine import Database
-from central.db.tables import alerts, attendances, events, gateways, rejected_messages
+from central.db.tables import (
+    alerts,
+    attendances,
+    event_conflicts,
+    events,
+    gateways,
+    rejected_messages,
+)
 from homecall.clock import format_utc
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
 
@@ -200,7 +208,7 @@ class EventStore:
             # multi-row statement is far cheaper than one per event, above all on
             # PostgreSQL); nothing in between reads the events table for these seqs.
             pending: dict[tuple[str, int], dict[str, Any]] = {}
-            for topic_gateway, event in envelopes:
+            for _, event in envelopes:
                 gateway_id = event.gateway_id
                 known = held[gateway_id]
                 existing = known.get(event.seq)
@@ -214,9 +222,7 @@ class EventStore:
                         duplicates += 1
                     else:
                         conflicts += 1
-                        record_rejected(conn, now, f"gw/{topic_gateway}/events",
-                                        f"seq {event.seq} already stored with another hash",
-                                        event.to_bytes())
+                        _record_conflict(conn, event, existing.hash, received_at)
                     touched.add(gateway_id)
                     continue
                 prev = known.get(event.seq - 1)
@@ -371,6 +377,30 @@ class EventStore:
             return list(conn.execute(sa.select(gateways.c.id).order_by(gateways.c.id)).scalars())
 
 
+def _record_conflict(conn: Connection, event: EventEnvelope, stored_hash: str,
+                     received_at: str) -> None:
+    """Keep a second, different claim to ``(gateway, seq)`` and raise ``gateway_integrity``
+    (once per seq) for staff; :func:`_advance_contiguous` keeps the ack below it."""
+    conn.execute(
+        upsert(conn, event_conflicts).values(
+            gateway_id=event.gateway_id, seq=event.seq, hash=event.hash,
+            payload=event.to_bytes().decode(), received_at=received_at,
+        ).on_conflict_do_nothing(index_elements=[
+            event_conflicts.c.gateway_id, event_conflicts.c.seq, event_conflicts.c.hash])
+    )
+    # A central-raised alert: event_seq is the negated seq, so it never collides with the
+    # alert event a gateway may have stored at that seq.
+    conn.execute(
+        upsert(conn, alerts).values(
+            gateway_id=event.gateway_id, event_seq=-event.seq,
+            type=EventType.GATEWAY_INTEGRITY.value, severity="high", raised_at=received_at,
+            data=json.dumps({"seq": event.seq, "stored_hash": stored_hash,
+                             "conflicting_hash": event.hash,
+                             "detail": "two different events claim this seq"}),
+        ).on_conflict_do_nothing(index_elements=[alerts.c.gateway_id, alerts.c.event_seq])
+    )
+
+
 def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
     seq = int(conn.execute(
         sa.select(gateways.c.contiguous_seq).where(gateways.c.id == gateway_id)
@@ -392,6 +422,12 @@ def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
                 break
         if not advanced or len(nxt) < 1000:
             break
+    conflict = conn.execute(
+        sa.select(sa.func.min(event_conflicts.c.seq)).where(
+            event_conflicts.c.gateway_id == gateway_id, event_conflicts.c.resolved_at.is_(None))
+    ).scalar()
+    if conflict is not None:  # never ack past an unresolved conflict
+        seq = min(seq, int(conflict) - 1)
     highest = conn.execute(
         sa.select(sa.func.max(events.c.seq)).where(events.c.gateway_id == gateway_id)
     ).scalar()

@@ -41,6 +41,7 @@ from homecall.clock import Clock
 from homecall.plan import GatewayPlan, read_key_file, sign_plan
 from homecall.wire import (
     ALL_STATUS_SUBSCRIPTION,
+    MAX_PLAN_MESSAGE_BYTES,
     SHARED_EVENTS_SUBSCRIPTION,
     TOPIC_ROOT,
     AckMessage,
@@ -192,8 +193,12 @@ class Ingest:
     def publish_plan(self, plan: GatewayPlan) -> None:
         if self._signing_key is not None:
             plan = sign_plan(plan, self._signing_key)
-        self._client.publish(topic(plan.gateway_id, Channel.PLAN), plan.to_bytes(), qos=1,
-                             retain=True)
+        payload = plan.to_bytes()
+        if len(payload) > MAX_PLAN_MESSAGE_BYTES:  # the broker would disconnect central
+            log.error("plan v%d for %s is %d bytes, over %d: not published", plan.version,
+                      plan.gateway_id, len(payload), MAX_PLAN_MESSAGE_BYTES)
+            return
+        self._client.publish(topic(plan.gateway_id, Channel.PLAN), payload, qos=1, retain=True)
 
     def _republish_plans(self) -> None:
         for gateway_id in self.store.gateway_ids():
