@@ -37,6 +37,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "fuzz": ("homecall.benchmarks.fuzz", "a million generated inputs through each device parser"),
     "ingest": ("homecall.benchmarks.ingest", "central ingest events/s on SQLite and PostgreSQL"),
     "drain": ("homecall.benchmarks.drain", "backlog drain time after a broker outage"),
+    "poison": ("homecall.benchmarks.poison",
+               "a good gateway's event delay while a hostile one floods central with poison"),
     "all": ("homecall.benchmarks.all", "every bench above, one after another (make bench)"),
 }
 

@@ -287,7 +287,6 @@ class Ingest:
                         raise WireError(f"event seq {event.seq}: implausible {implausible}")
                 events.append((gateway_id, event))
             except WireError as err:
-                log.warning("rejected message on %s: %s", received.topic, err)
                 rejects.append(Rejected(received.topic, str(err), received.payload))
         touched: dict[str, int] = {}
         if gaps:
@@ -306,6 +305,9 @@ class Ingest:
             rejects.extend(Rejected(topic(gw, Channel.EVENTS), reason, e.to_bytes())
                            for (gw, e), reason in failed_events)
         if rejects:
+            # One line per batch, not per message: a flood must not flood the log too.
+            log.warning("rejected %d message(s), kept in rejected_messages; first on %s: %s",
+                        len(rejects), rejects[0].topic, rejects[0].reason[:300])
             self.rejected += len(rejects)
             self.store.reject_many(rejects, now)
         for gateway_id, seq in touched.items():
