@@ -304,14 +304,16 @@ class Ingest:
             touched.update(result.acks)
             rejects.extend(Rejected(topic(gw, Channel.EVENTS), reason, e.to_bytes())
                            for (gw, e), reason in failed_events)
+        # The stored events are committed: ack them before writing what was set aside, so a
+        # batch full of poison does not hold up the good events beside it.
+        for gateway_id, seq in touched.items():
+            self._publish_ack(gateway_id, seq)
         if rejects:
             # One line per batch, not per message: a flood must not flood the log too.
             log.warning("rejected %d message(s), kept in rejected_messages; first on %s: %s",
                         len(rejects), rejects[0].topic, rejects[0].reason[:300])
             self.rejected += len(rejects)
             self.store.reject_many(rejects, now)
-        for gateway_id, seq in touched.items():
-            self._publish_ack(gateway_id, seq)
         # Only now, with everything durably stored (or kept aside), release the deliveries.
         for received in batch:
             if received.qos > 0:
