@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from central.db.tables import alerts as alerts_table
-from central.db.tables import attendances, events
+from central.db.tables import attendances, event_conflicts, events
 from central.db.tables import gateways as gateways_table
 from central.ingest.events import PLACEHOLDER_TYPES
 from central.store import Store, in_scope
@@ -170,6 +170,34 @@ def list_gateways(store: Store, *,
     return out
 
 
+def list_conflicts(store: Store, gateway_id: str) -> list[dict[str, Any]]:
+    """Each seq of ``gateway_id`` that two different events claim: the stored event and every
+    other claimant, as received, for staff to compare (oldest seq first)."""
+    with store.db.read() as conn:
+        claims = conn.execute(
+            sa.select(event_conflicts).where(event_conflicts.c.gateway_id == gateway_id)
+            .order_by(event_conflicts.c.seq, event_conflicts.c.id)
+        ).all()
+        seqs = sorted({int(c.seq) for c in claims})
+        stored = {int(r.seq): r for r in conn.execute(
+            sa.select(events.c.seq, events.c.hash, events.c.payload, events.c.received_at)
+            .where(events.c.gateway_id == gateway_id, events.c.seq.in_(seqs)))} if seqs else {}
+    out: list[dict[str, Any]] = []
+    for seq in seqs:
+        kept = stored.get(seq)
+        out.append({
+            "seq": seq,
+            "stored": None if kept is None else {
+                "hash": kept.hash, "received_at": kept.received_at,
+                "event": json.loads(kept.payload)},
+            "conflicting": [
+                {"hash": c.hash, "received_at": c.received_at, "resolved_at": c.resolved_at,
+                 "event": json.loads(c.payload)}
+                for c in claims if int(c.seq) == seq],
+        })
+    return out
+
+
 def list_events(
     store: Store, gateway_id: str | None = None, after_seq: int = 0, limit: int = 1000, *,
     gateways: Collection[str] | None = None,
@@ -196,14 +224,13 @@ def delivery_counts(store: Store, *,
     """(events lost, events duplicated) as central can tell them.
 
     Lost: seq numbers missing below the highest seq a gateway reported (in its events or its
-    last heartbeat), plus seqs a gateway declared lost with its damaged journal. Seqs the
+    last heartbeat), plus seqs a gateway declared lost with its damaged journal. A heartbeat's
+    ``last_seq`` is the gateway's claim: it counts at most :data:`CLAIM_AHEAD_COUNTED` seqs
+    above the highest seq stored (the rest is reported as claimed, unverified). Seqs the
     gateway shed within its disk budget (``dropped`` tombstones) are accounted for, not lost.
     Duplicated: the same event id stored under more than one seq.
     """
-    lost = 0
-    for gw in list_gateways(store, gateways=gateways):
-        reported = max(gw["max_seq"], (gw["status"] or {}).get("last_seq") or 0)
-        lost += max(0, reported - gw["events_stored"]) + gw["events_gone"]
+    lost, _ = _lost_and_unverified(store, gateways)
     per_id = (
         sa.select(sa.func.count().label("n"))
         .select_from(events)
@@ -217,6 +244,23 @@ def delivery_counts(store: Store, *,
             sa.select(sa.func.coalesce(sa.func.sum(per_id.c.n - 1), 0))
         ).scalar_one()
     return lost, int(duplicated)
+
+
+#: How far above the highest stored seq a heartbeat's ``last_seq`` is believed (events the
+#: gateway journalled and has not delivered yet); anything beyond is a claim, not a count.
+CLAIM_AHEAD_COUNTED = 10_000
+
+
+def _lost_and_unverified(store: Store,
+                         gateways: Collection[str] | None) -> tuple[int, int]:
+    lost = unverified = 0
+    for gw in list_gateways(store, gateways=gateways):
+        claimed = int((gw["status"] or {}).get("last_seq") or 0)
+        believed = min(claimed, gw["max_seq"] + CLAIM_AHEAD_COUNTED)
+        unverified += claimed - believed
+        reported = max(gw["max_seq"], believed)
+        lost += max(0, reported - gw["events_stored"]) + gw["events_gone"]
+    return lost, unverified
 
 
 def report(store: Store, gateway_id: str | None = None, *,
@@ -235,4 +279,6 @@ def report(store: Store, gateway_id: str | None = None, *,
         ],
         "events_lost": lost,
         "events_duplicated": duplicated,
+        # seqs heartbeats claim beyond what is stored plus CLAIM_AHEAD_COUNTED: not counted
+        "events_claimed_unverified": _lost_and_unverified(store, gateways)[1],
     }

@@ -38,6 +38,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "ingest": ("homecall.benchmarks.ingest", "central ingest events/s on SQLite and PostgreSQL"),
     "drain": ("homecall.benchmarks.drain", "backlog drain time after a broker outage"),
     "fleet": ("homecall.benchmarks.fleet", "N gateways on the wire vs one broker and central"),
+    "poison": ("homecall.benchmarks.poison",
+               "a good gateway's event delay while a hostile one floods central with poison"),
     "all": ("homecall.benchmarks.all", "every bench above, one after another (make bench)"),
 }
 

@@ -164,6 +164,8 @@ class EventType(StrEnum):
     GATEWAY_STARTED = "gateway_started"
     JOURNAL_DAMAGED = "journal_damaged"
     EVENTS_DROPPED = "events_dropped"
+    # raised by central itself: two different events claim one (gateway, seq)
+    GATEWAY_INTEGRITY = "gateway_integrity"
 
 
 class Severity(StrEnum):

@@ -111,3 +111,19 @@ rejected_messages = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sqlite_autoincrement=True,
 )
+
+#: Two different events claimed one ``(gateway_id, seq)``: the stored one stays in
+#: ``events``, each other claimant is kept here. While one is unresolved the gateway's ack
+#: stays below ``seq``, so the gateway keeps its own copy.
+event_conflicts = sa.Table(
+    "event_conflicts", metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("gateway_id", sa.Text, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Text, nullable=False),
+    sa.Column("resolved_at", sa.Text),
+    sa.UniqueConstraint("gateway_id", "seq", "hash"),
+    sqlite_autoincrement=True,
+)

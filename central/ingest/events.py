@@ -2,7 +2,8 @@
 projections that storing an event keeps current.
 
 A redelivered event is recognised by its ``(gateway_id, seq)`` and stored once; a redelivery
-whose hash differs from what is stored is a conflict, kept in ``rejected_messages``. Each
+whose hash differs from what is stored is a conflict: the newcomer is kept in
+``event_conflicts``, a ``gateway_integrity`` alert is raised, and the ack stays below it. Each
 stored event's ``prev_hash`` is checked against the hash stored at ``seq - 1`` (``chain_ok``:
 1 linked, 0 broken, NULL not yet known because the predecessor has not arrived). Storing an
 event updates ``attendances`` (arrival/departure pairs), ``alerts`` (one per alert event) and
@@ -18,6 +19,7 @@ i.e. after the transaction committed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -30,7 +32,14 @@ from sqlalchemy.engine import Connection, Row
 
 from central import CentralError
 from central.db.engine import Database
-from central.db.tables import alerts, attendances, events, gateways, rejected_messages
+from central.db.tables import (
+    alerts,
+    attendances,
+    event_conflicts,
+    events,
+    gateways,
+    rejected_messages,
+)
 from homecall.clock import format_utc
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
 
@@ -79,10 +88,47 @@ def ensure_gateway(conn: Connection, gateway_id: str, *, lock: bool = False) -> 
     return row
 
 
+#: ``rejected_messages`` keeps this much of a payload (the size and sha256 of the whole go
+#: into the reason), and at most this many rows (the oldest are pruned as new ones come).
+REJECTED_PAYLOAD_PREFIX = 4096
+MAX_REJECTED_ROWS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message ingest set aside: where it came from, why, and its payload."""
+
+    topic: str
+    reason: str
+    payload: bytes
+
+
+def _rejected_row(received_at: str, rejected: Rejected) -> dict[str, Any]:
+    payload, reason = rejected.payload, rejected.reason
+    if len(payload) > REJECTED_PAYLOAD_PREFIX:
+        digest = hashlib.sha256(payload).hexdigest()
+        reason = (f"{reason} [payload {len(payload)} bytes, sha256 {digest}; first "
+                  f"{REJECTED_PAYLOAD_PREFIX} kept]")
+        payload = payload[:REJECTED_PAYLOAD_PREFIX]
+    return {"received_at": received_at, "topic": rejected.topic[:256],
+            "reason": reason[:2048], "payload": payload}
+
+
 def record_rejected(conn: Connection, now: datetime, topic: str, reason: str,
                     payload: bytes) -> None:
-    conn.execute(sa.insert(rejected_messages).values(
-        received_at=format_utc(now), topic=topic, reason=reason, payload=payload))
+    record_rejected_many(conn, now, [Rejected(topic, reason, payload)])
+
+
+def record_rejected_many(conn: Connection, now: datetime, rejected: list[Rejected]) -> None:
+    """Keep ``rejected`` (bounded payload prefixes) and prune the table to its bound."""
+    if not rejected:
+        return
+    received_at = format_utc(now)
+    conn.execute(sa.insert(rejected_messages), [_rejected_row(received_at, r) for r in rejected])
+    newest = conn.execute(sa.select(sa.func.max(rejected_messages.c.id))).scalar() or 0
+    if newest > MAX_REJECTED_ROWS:
+        conn.execute(sa.delete(rejected_messages).where(
+            rejected_messages.c.id <= newest - MAX_REJECTED_ROWS))
 
 
 def _event_hash(conn: Connection, gateway_id: str, seq: int) -> Any:
@@ -162,7 +208,7 @@ class EventStore:
             # multi-row statement is far cheaper than one per event, above all on
             # PostgreSQL); nothing in between reads the events table for these seqs.
             pending: dict[tuple[str, int], dict[str, Any]] = {}
-            for topic_gateway, event in envelopes:
+            for _, event in envelopes:
                 gateway_id = event.gateway_id
                 known = held[gateway_id]
                 existing = known.get(event.seq)
@@ -176,9 +222,7 @@ class EventStore:
                         duplicates += 1
                     else:
                         conflicts += 1
-                        record_rejected(conn, now, f"gw/{topic_gateway}/events",
-                                        f"seq {event.seq} already stored with another hash",
-                                        event.to_bytes())
+                        _record_conflict(conn, event, existing.hash, received_at)
                     touched.add(gateway_id)
                     continue
                 prev = known.get(event.seq - 1)
@@ -310,8 +354,12 @@ class EventStore:
 
     def reject(self, topic: str, reason: str, payload: bytes, now: datetime) -> None:
         """Keep a message ingest refused, with the reason, for staff to look at."""
+        self.reject_many([Rejected(topic, reason, payload)], now)
+
+    def reject_many(self, rejected: list[Rejected], now: datetime) -> None:
+        """Keep every message of one batch ingest refused, in one transaction."""
         with self.db.write() as conn:
-            record_rejected(conn, now, topic, reason, payload)
+            record_rejected_many(conn, now, rejected)
 
     def position(self, gateway_id: str) -> tuple[int, int]:
         """(highest contiguous seq, highest seq) central holds for ``gateway_id``."""
@@ -327,6 +375,30 @@ class EventStore:
     def gateway_ids(self) -> list[str]:
         with self.db.read() as conn:
             return list(conn.execute(sa.select(gateways.c.id).order_by(gateways.c.id)).scalars())
+
+
+def _record_conflict(conn: Connection, event: EventEnvelope, stored_hash: str,
+                     received_at: str) -> None:
+    """Keep a second, different claim to ``(gateway, seq)`` and raise ``gateway_integrity``
+    (once per seq) for staff; :func:`_advance_contiguous` keeps the ack below it."""
+    conn.execute(
+        upsert(conn, event_conflicts).values(
+            gateway_id=event.gateway_id, seq=event.seq, hash=event.hash,
+            payload=event.to_bytes().decode(), received_at=received_at,
+        ).on_conflict_do_nothing(index_elements=[
+            event_conflicts.c.gateway_id, event_conflicts.c.seq, event_conflicts.c.hash])
+    )
+    # A central-raised alert: event_seq is the negated seq, so it never collides with the
+    # alert event a gateway may have stored at that seq.
+    conn.execute(
+        upsert(conn, alerts).values(
+            gateway_id=event.gateway_id, event_seq=-event.seq,
+            type=EventType.GATEWAY_INTEGRITY.value, severity="high", raised_at=received_at,
+            data=json.dumps({"seq": event.seq, "stored_hash": stored_hash,
+                             "conflicting_hash": event.hash,
+                             "detail": "two different events claim this seq"}),
+        ).on_conflict_do_nothing(index_elements=[alerts.c.gateway_id, alerts.c.event_seq])
+    )
 
 
 def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
@@ -350,6 +422,12 @@ def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
                 break
         if not advanced or len(nxt) < 1000:
             break
+    conflict = conn.execute(
+        sa.select(sa.func.min(event_conflicts.c.seq)).where(
+            event_conflicts.c.gateway_id == gateway_id, event_conflicts.c.resolved_at.is_(None))
+    ).scalar()
+    if conflict is not None:  # never ack past an unresolved conflict
+        seq = min(seq, int(conflict) - 1)
     highest = conn.execute(
         sa.select(sa.func.max(events.c.seq)).where(events.c.gateway_id == gateway_id)
     ).scalar()

@@ -25,20 +25,25 @@ import logging
 import queue
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from central.ingest.events import Rejected, StoreResult
 from central.settings import CentralSettings
 from central.store import Store
 from homecall.clock import Clock
 from homecall.plan import GatewayPlan, read_key_file, sign_plan
 from homecall.wire import (
     ALL_STATUS_SUBSCRIPTION,
+    MAX_PLAN_MESSAGE_BYTES,
     SHARED_EVENTS_SUBSCRIPTION,
+    TOPIC_ROOT,
     AckMessage,
     Channel,
     CommandMessage,
@@ -46,11 +51,15 @@ from homecall.wire import (
     EventGap,
     StatusMessage,
     WireError,
+    implausible_time,
     parse_topic,
     topic,
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+#: Non-shared, only while sweeping retained events after a connect.
+ALL_EVENTS_SWEEP = f"{TOPIC_ROOT}/+/events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,7 @@ class _Received:
     payload: bytes
     mid: int
     qos: int
+    retain: bool = False
 
 
 class Ingest:
@@ -98,6 +108,8 @@ class Ingest:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+        self._sweep_mid: int | None = None
 
     # -- paho callbacks: enqueue / subscribe only ------------------------------------------
     def _on_connect(
@@ -112,10 +124,22 @@ class Ingest:
         if isinstance(sock, socket.socket):  # acks go out at once, not behind Nagle
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.subscribe([(SHARED_EVENTS_SUBSCRIPTION, 1), (ALL_STATUS_SUBSCRIPTION, 1)])
+        # Retain-as-published on the events subscription: a retained event (from a broker
+        # without HomeCall's policy) arrives flagged and is kept aside. Shared subscriptions
+        # get no retained messages on subscribe, so a short non-shared subscription sweeps
+        # those up once per connect (unsubscribed again when its SUBACK arrives).
+        flagged = SubscribeOptions(qos=1, retainAsPublished=True)
+        client.subscribe([(SHARED_EVENTS_SUBSCRIPTION, flagged),
+                          (ALL_STATUS_SUBSCRIPTION, SubscribeOptions(qos=1))])
+        _, self._sweep_mid = client.subscribe(ALL_EVENTS_SWEEP, options=SubscribeOptions(qos=1))
         self._queue.put(_Republish())
         self.connected.set()
         log.info("central connected to broker")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                      props: Any) -> None:
+        if mid == self._sweep_mid:  # retained events (if any) follow the SUBACK: stop there
+            client.unsubscribe(ALL_EVENTS_SWEEP)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
@@ -123,7 +147,8 @@ class Ingest:
         self.connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(_Received(message.topic, bytes(message.payload), message.mid, message.qos))
+        self._queue.put(_Received(message.topic, bytes(message.payload), message.mid, message.qos,
+                                  bool(message.retain)))
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -168,8 +193,12 @@ class Ingest:
     def publish_plan(self, plan: GatewayPlan) -> None:
         if self._signing_key is not None:
             plan = sign_plan(plan, self._signing_key)
-        self._client.publish(topic(plan.gateway_id, Channel.PLAN), plan.to_bytes(), qos=1,
-                             retain=True)
+        payload = plan.to_bytes()
+        if len(payload) > MAX_PLAN_MESSAGE_BYTES:  # the broker would disconnect central
+            log.error("plan v%d for %s is %d bytes, over %d: not published", plan.version,
+                      plan.gateway_id, len(payload), MAX_PLAN_MESSAGE_BYTES)
+            return
+        self._client.publish(topic(plan.gateway_id, Channel.PLAN), payload, qos=1, retain=True)
 
     def _republish_plans(self) -> None:
         for gateway_id in self.store.gateway_ids():
@@ -222,6 +251,7 @@ class Ingest:
         now = self.clock.now()
         events: list[tuple[str, EventEnvelope]] = []
         gaps: list[EventGap] = []
+        rejects: list[Rejected] = []
         for received in batch:
             try:
                 gateway_id, channel = parse_topic(received.topic)
@@ -230,6 +260,12 @@ class Ingest:
                     continue
                 if channel is not Channel.EVENTS:
                     raise WireError(f"central does not consume {channel.value!r}")
+                if not received.payload:
+                    continue  # an empty message clears a retained one: nothing to ingest
+                if received.retain:
+                    self._clear_retained(received)
+                    raise WireError("retained message on an events topic: kept aside as "
+                                    "suspect, not ingested, and cleared from the broker")
                 if _is_gap(received.payload):
                     gap = EventGap.from_bytes(received.payload)
                     if gap.gateway_id != gateway_id:
@@ -245,27 +281,78 @@ class Ingest:
                     )
                 if not event.verify_hash():
                     raise WireError(f"event seq {event.seq}: hash does not match its content")
+                if event.clock_ok:
+                    implausible = implausible_time(event.time, now)
+                    if implausible is not None:
+                        raise WireError(f"event seq {event.seq}: implausible {implausible}")
                 events.append((gateway_id, event))
             except WireError as err:
-                self.rejected += 1
-                log.warning("rejected message on %s: %s", received.topic, err)
-                self.store.reject(received.topic, str(err), received.payload, now)
+                rejects.append(Rejected(received.topic, str(err), received.payload))
         touched: dict[str, int] = {}
         if gaps:
-            result = self.store.store_gaps(gaps, now)
-            self.gap_seqs += result.stored
-            touched.update(result.acks)
+            gap_result, failed_gaps = self._store_isolated(
+                gaps, lambda part: self.store.store_gaps(part, now))
+            self.gap_seqs += gap_result.stored
+            touched.update(gap_result.acks)
+            rejects.extend(Rejected(topic(g.gateway_id, Channel.EVENTS), reason, g.to_bytes())
+                           for g, reason in failed_gaps)
         if events:
-            result = self.store.store_events(events, now)
+            result, failed_events = self._store_isolated(
+                events, lambda part: self.store.store_events(part, now))
             self.stored += result.stored
             self.duplicates += result.duplicates
             touched.update(result.acks)
+            rejects.extend(Rejected(topic(gw, Channel.EVENTS), reason, e.to_bytes())
+                           for (gw, e), reason in failed_events)
+        # The stored events are committed: ack them before writing what was set aside, so a
+        # batch full of poison does not hold up the good events beside it.
         for gateway_id, seq in touched.items():
             self._publish_ack(gateway_id, seq)
+        if rejects:
+            # One line per batch, not per message: a flood must not flood the log too.
+            log.warning("rejected %d message(s), kept in rejected_messages; first on %s: %s",
+                        len(rejects), rejects[0].topic, rejects[0].reason[:300])
+            self.rejected += len(rejects)
+            self.store.reject_many(rejects, now)
         # Only now, with everything durably stored (or kept aside), release the deliveries.
         for received in batch:
             if received.qos > 0:
                 self._client.ack(received.mid, received.qos)
+
+    def _store_isolated(
+        self, items: list[_T], store: Callable[[list[_T]], StoreResult]
+    ) -> tuple[StoreResult, list[tuple[_T, str]]]:
+        """Store ``items`` in one transaction; if that fails, one by one, so a message the
+        store cannot take is set aside (returned with the reason) and never rolls back the
+        valid messages beside it."""
+        try:
+            return store(items), []
+        except Exception as err:
+            if len(items) == 1:
+                log.warning("storage refused a message: %s", err)
+                return StoreResult(0, 0, 0, {}), [(items[0], _storage_reason(err))]
+            log.warning("storing a batch of %d failed (%s); storing one by one",
+                        len(items), _storage_reason(err))
+        stored = duplicates = conflicts = 0
+        acks: dict[str, int] = {}
+        failed: list[tuple[_T, str]] = []
+        for item in items:
+            try:
+                result = store([item])
+            except Exception as err:
+                log.warning("storage refused a message: %s", err)
+                failed.append((item, _storage_reason(err)))
+                continue
+            stored += result.stored
+            duplicates += result.duplicates
+            conflicts += result.conflicts
+            acks.update(result.acks)
+        return StoreResult(stored, duplicates, conflicts, acks), failed
+
+    def _clear_retained(self, received: _Received) -> None:
+        """Clear a retained message on an events topic (an empty retained publish)."""
+        log.warning("retained message on %s: clearing it", received.topic)
+        self._client.publish(received.topic, b"", qos=1, retain=True)
 
     def _handle_status(self, gateway_id: str, payload: bytes) -> None:
         if not payload:
@@ -287,6 +374,11 @@ def probe_broker(host: str, port: int, timeout: float = 2.0) -> str | None:
             return None
     except OSError as err:
         return err.strerror or str(err) or type(err).__name__
+
+
+def _storage_reason(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"storage failed: {type(err).__name__}: {text[:300]}"
 
 
 def _is_gap(payload: bytes) -> bool:

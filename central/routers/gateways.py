@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 
 from central.auth.deps import AllowedGateways, AnyStaff, HomeEditor, require_visible
 from central.deps import ClockDep, IngestDep, StoreDep
-from central.views import list_gateways
+from central.views import list_conflicts, list_gateways
 from homecall.wire import CommandMessage, WireError, validate_gateway_id
 
 router = APIRouter(prefix="/api/gateways", tags=["gateways"])
@@ -18,6 +18,15 @@ router = APIRouter(prefix="/api/gateways", tags=["gateways"])
 @router.get("")
 def gateways(store: StoreDep, user: AnyStaff, allowed: AllowedGateways) -> list[dict[str, Any]]:
     return list_gateways(store, gateways=allowed)
+
+
+@router.get("/{gateway_id}/conflicts")
+def conflicts(gateway_id: str, store: StoreDep, user: AnyStaff,
+              allowed: AllowedGateways) -> list[dict[str, Any]]:
+    """Seqs two different events claim: the stored event and the other claimants, side by
+    side (the gateway's ack stays below the lowest until staff resolve it)."""
+    require_visible(allowed, gateway_id, "gateway")
+    return list_conflicts(store, gateway_id)
 
 
 @router.post("/{gateway_id}/commands", status_code=202)

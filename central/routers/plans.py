@@ -5,6 +5,7 @@ versions it, and sends the pseudonymous gateway plan to the gateway (retained on
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException
@@ -20,7 +21,8 @@ from central.auth.deps import (
 from central.deps import ClockDep, IngestDep, StoreDep
 from central.plans.csv_import import CsvFileError, import_csv
 from central.plans.references import check_references
-from homecall.plan import PlanDocument, PlanError
+from homecall.plan import PlanDocument, PlanError, check_plan_document
+from homecall.wire import MAX_PLAN_MESSAGE_BYTES
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])
 
@@ -47,6 +49,24 @@ class CsvImportReport(BaseModel):
     dry_run: bool
 
 
+def check_signable(document: PlanDocument, now: datetime) -> None:
+    """422 unless a gateway can run ``document`` (the gateway's own check) and its signed
+    plan fits the broker's message limit (a bigger one would get central disconnected)."""
+    try:
+        check_plan_document(document, now)
+    except PlanError as err:
+        raise HTTPException(status_code=422,
+                            detail=f"plan for {document.gateway!r}: {err}") from err
+    # Largest the signed message can be: the longest version and salt, a full signature.
+    probe = document.for_gateway(2**31 - 1, "f" * 32, issued_at=now).model_copy(
+        update={"signature": "f" * 128})
+    size = len(probe.to_bytes())
+    if size > MAX_PLAN_MESSAGE_BYTES:
+        raise HTTPException(status_code=422, detail=(
+            f"plan for {document.gateway!r} is {size} bytes signed; at most "
+            f"{MAX_PLAN_MESSAGE_BYTES} fit the broker's message limit"))
+
+
 def _save(document: PlanDocument, store: StoreDep, ingest: IngestDep, clock: ClockDep,
           who: str) -> PlanSaved:
     plan = store.save_plan(document, clock.now(), who)
@@ -67,6 +87,7 @@ def upload_plan(
     document, problems = check_references(document, people, user.scope)
     if problems:
         raise HTTPException(status_code=422, detail=[p.as_detail() for p in problems])
+    check_signable(document, clock.now())
     return _save(document, store, ingest, clock, user.username)
 
 
@@ -87,6 +108,8 @@ def import_plans_csv(
         result = import_csv(payload, people, user.scope, current)
     except CsvFileError as err:
         raise HTTPException(status_code=422, detail=str(err)) from err
+    for document in result.documents:
+        check_signable(document, clock.now())
     saved = [] if dry_run else [_save(d, store, ingest, clock, user.username)
                                 for d in result.documents]
     return CsvImportReport(

@@ -62,6 +62,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/alerts"): CARE,
     ("POST", "/api/alerts/{alert_id}"): ALERTS,
     ("GET", "/api/gateways"): ALL,
+    ("GET", "/api/gateways/{gateway_id}/conflicts"): ALL,
     ("POST", "/api/gateways/{gateway_id}/commands"): HOMES,
     ("GET", "/api/report"): CARE,
     ("GET", "/api/events"): CARE,

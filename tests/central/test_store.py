@@ -17,7 +17,14 @@ from central.db.engine import Database
 from central.db.migrate import upgrade
 from central.db.tables import audit, events
 from central.store import NotFound, OutOfScope, Store, Superseded
-from central.views import list_alerts, list_events, list_gateways, list_visits, report
+from central.views import (
+    list_alerts,
+    list_conflicts,
+    list_events,
+    list_gateways,
+    list_visits,
+    report,
+)
 from homecall.plan import PlanDocument
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, Severity
 
@@ -81,8 +88,14 @@ def test_a_redelivered_event_is_stored_once_and_a_different_one_is_kept_aside(
     assert (clash.stored, clash.conflicts) == (0, 1)
     assert [e["id"] for e in list_events(store, GW)] == [first.id, second.id]
     assert list_events(store, GW)[0]["data"] == {}
-    reasons = [r["reason"] for r in store.rejected_messages()]
-    assert reasons == ["seq 1 already stored with another hash"]
+    # both claims are kept, the ack drops below the conflict, staff get an integrity alert
+    conflicts = list_conflicts(store, GW)
+    assert [(c["seq"], c["stored"]["hash"]) for c in conflicts] == [(1, first.hash)]
+    assert [c["event"]["data"] for c in conflicts[0]["conflicting"]] == [{"volts": 1.0}]
+    assert clash.acks == {GW: 0}
+    assert [a["type"] for a in list_alerts(store, GW)] == ["gateway_integrity"]
+    assert store.store_events(pairs(forged_first), T0).conflicts == 1  # resent: kept once
+    assert len(list_conflicts(store, GW)[0]["conflicting"]) == 1
     assert report(store)["events_duplicated"] == 0
 
 
