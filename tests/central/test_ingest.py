@@ -146,8 +146,10 @@ def test_bad_payloads_are_kept_aside_with_a_reason_and_ingest_carries_on(
         gateway.publish(good.to_bytes())
         wait_for(lambda: 1 in gateway.acks, message="the good event to be acked")
         app = central.app
-        rejected = app.state.store.rejected_messages()  # type: ignore[attr-defined]
-        reasons = [r["reason"] for r in rejected]
+        store = app.state.store  # type: ignore[attr-defined]
+        # (the good event's ack goes out before the batch's rejects are written)
+        wait_for(lambda: len(store.rejected_messages()) >= 3, message="three set aside")
+        reasons = [r["reason"] for r in store.rejected_messages()]
         assert len(reasons) == 3
         assert "bad EventEnvelope payload" in reasons[0]
         assert "gateway_id" in reasons[1] and "Field required" in reasons[1]

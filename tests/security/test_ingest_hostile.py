@@ -193,6 +193,8 @@ def test_a_message_the_store_refuses_is_set_aside_alone_never_rolling_back_its_b
     assert [e["seq"] for e in central.events(GOOD)] == list(range(1, 21))
     wait_for(lambda: central.events(EVIL), message="the attacker's valid event stored")
     assert [e["seq"] for e in central.events(EVIL)] == [2]
+    wait_for(lambda: [r for r in central.rejected() if "storage failed" in r["reason"]],
+             message="the refused event set aside")
     [kept] = [r for r in central.rejected() if "storage failed" in r["reason"]]
     assert "poison" in kept["reason"] and kept["payload"] == poison.to_bytes()
     assert evil.acked() == 0  # seq 1 is not stored: nothing is acked past it
