@@ -276,6 +276,7 @@ class Fleet:
         self.args = args
         self.port = port
         self.http_port = http_port
+        self.http_headers: dict[str, str] = {}  # central's API needs a login
         self.rng = random.Random(args.seed)
         self.gateways = [SimGateway(gid, pw) for gid, pw in passwords.items()]
         self.by_id = {g.gateway_id: g for g in self.gateways}
@@ -657,10 +658,13 @@ def _lag_summary(lags: list[float]) -> dict[str, float]:
     }
 
 
-async def _http_get(port: int, path: str, timeout_s: float = 120.0) -> Any:
+async def _http_get(port: int, path: str, timeout_s: float = 120.0,
+                    headers: dict[str, str] | None = None) -> Any:
+    """GET from central's API (``headers``: the stack admin's bearer token)."""
     import httpx
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s) as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s,
+                                 headers=headers) as http:
         response = await http.get(path)
         response.raise_for_status()
         return response.json()
@@ -743,7 +747,8 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
             await asyncio.sleep(min(5.0, args.heartbeat / 2))
             p0 = time.monotonic()
             try:
-                view = await _http_get(fleet.http_port, "/api/gateways")
+                view = await _http_get(fleet.http_port, "/api/gateways",
+                                             headers=fleet.http_headers)
             except Exception as err:  # reported; the bench goes on
                 print(f"GET /api/gateways failed: {err}", file=sys.stderr)
                 continue
@@ -823,7 +828,8 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
         }
         # central's own accounting: nothing lost or duplicated
         with contextlib.suppress(Exception):
-            report = await _http_get(fleet.http_port, "/api/report", timeout_s=300)
+            report = await _http_get(fleet.http_port, "/api/report", timeout_s=300,
+                                        headers=fleet.http_headers)
             results["central_report"] = {k: report.get(k) for k in
                                          ("events_lost", "events_duplicated")}
     finally:
@@ -881,6 +887,7 @@ def run(args: argparse.Namespace) -> int:
         }
         central_password = stack.broker.passwords["central"]
         fleet = Fleet(args, stack.broker.port, passwords, central_password, stack.http_port)
+        fleet.http_headers = {"authorization": stack.http.headers["authorization"]}
         sampler = Sampler({"broker": broker_pid, "central": central_pid})
         results.update(asyncio.run(_drive(fleet, sampler)))
         results["open_files_peak"] = sampler.fds
