@@ -13,16 +13,26 @@ authentication, it only applies the set it is given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from central.db.tables import alerts, audit, plans, rejected_messages
+from central.alerts.actors import Actor
+from central.alerts.lifecycle import Acknowledge, AlertRecord, Command, Resolve
+from central.alerts.outcomes import OutcomeCatalogue
+from central.db.tables import alerts, plans, rejected_messages
 from central.db.tables import gateways as gateways_table
+from central.ingest.alerts import (
+    Raise,
+    RaiseResult,
+    auto_resolve,
+    load_for_update,
+    move,
+    raise_alert,
+    write_audit,
+)
 from central.ingest.events import EventStore, StoreError, StoreResult, ensure_gateway
 from homecall.clock import format_utc
 from homecall.plan import GatewayPlan, PlanDocument
@@ -44,12 +54,6 @@ class Superseded(StoreError):
 
 def in_scope(gateway_id: str, gateways: Collection[str] | None) -> bool:
     return gateways is None or gateway_id in gateways
-
-
-def write_audit(conn: Connection, now: datetime, who: str, action: str, target: str,
-                detail: dict[str, Any]) -> None:
-    conn.execute(sa.insert(audit).values(
-        at=format_utc(now), who=who, action=action, target=target, detail=json.dumps(detail)))
 
 
 class Store(EventStore):
@@ -98,25 +102,62 @@ class Store(EventStore):
     # -- alerts ----------------------------------------------------------------------------
     def update_alert(self, alert_id: int, status: str, outcome: str | None, now: datetime,
                      who: str, *, gateways: Collection[str] | None = None) -> str:
-        """Set an alert's status (acknowledged / resolved), audited; returns the previous
-        status. :class:`NotFound` if there is no such alert in ``gateways``;
-        :class:`Superseded` if a newer alert replaced it."""
+        """The simple status update (acknowledged / resolved) kept for scripts and the demo,
+        mapped onto the lifecycle as a monitor: ``resolved`` acknowledges first if nobody
+        has, then resolves with ``outcome`` as the note (code ``other``; an outcome code
+        from the catalogue is used as the code). Returns the previous status.
+        :class:`NotFound` if there is no such alert in ``gateways``; :class:`Superseded` if
+        a newer alert replaced it; the lifecycle's errors for anything else it refuses."""
+        actor = Actor(who, "monitor")
         with self.db.write() as conn:
-            row = conn.execute(
-                sa.select(alerts.c.status, alerts.c.gateway_id)
-                .where(alerts.c.id == alert_id).with_for_update()
-            ).first()
+            row = load_for_update(conn, alert_id)
             if row is None or not in_scope(row.gateway_id, gateways):
                 raise NotFound(f"no alert {alert_id}")
-            if row.status == "superseded":
+            previous = str(row.status)
+            if previous == "superseded":
                 raise Superseded("alert was superseded; work the newer one")
-            conn.execute(
-                sa.update(alerts).where(alerts.c.id == alert_id)
-                .values(status=status, updated_at=format_utc(now), updated_by=who)
-            )
-            write_audit(conn, now, who, f"alert.{status}", f"alert:{alert_id}",
-                        {"outcome": outcome, "previous": row.status})
-        return str(row.status)
+            if status == "acknowledged" or previous in ("open", "escalated"):
+                move(conn, row, Acknowledge(), actor, now)
+            if status == "resolved":
+                catalogue = OutcomeCatalogue.default()
+                code = outcome if outcome in catalogue.codes else "other"
+                note = outcome or "resolved through the status update"
+                row = load_for_update(conn, alert_id)
+                assert row is not None
+                move(conn, row, Resolve(outcome=code, note=note), actor, now)
+        return previous
+
+    def raise_by_central(self, raise_: Raise, now: datetime) -> tuple[int, RaiseResult]:
+        """Store an alert central raised itself (backup detection, gateway supervision),
+        under the one-alert-per-(gateway, visit, type) rule; ``received_at`` is ``now``."""
+        if raise_.side != "central":
+            raise StoreError("raise_by_central takes central's own raises")
+        with self.db.write() as conn:
+            ensure_gateway(conn, raise_.gateway_id, lock=True)
+            return raise_alert(conn, raise_, now)
+
+    def move_alert(self, alert_id: int, command: Command, actor: Actor, now: datetime, *,
+                   gateways: Collection[str] | None = None,
+                   outcomes: OutcomeCatalogue | None = None) -> AlertRecord:
+        """One lifecycle move on a stored alert, audited; returns the alert after it.
+
+        :class:`NotFound` if there is no such alert in ``gateways``; the lifecycle's
+        :class:`~central.alerts.lifecycle.IllegalTransition` (with the reason) for a move it
+        does not allow, ``InvalidOutcome`` / ``IncidentIncomplete`` for a resolution that
+        lacks what it needs."""
+        with self.db.write() as conn:
+            row = load_for_update(conn, alert_id)
+            if row is None or not in_scope(row.gateway_id, gateways):
+                raise NotFound(f"no alert {alert_id}")
+            after, _ = move(conn, row, command, actor, now, outcomes=outcomes)
+        return after
+
+    def auto_resolve_gateway_offline(self, gateway_id: str, now: datetime) -> list[int]:
+        """The gateway is back: its open ``gateway_offline`` alerts resolve, audited."""
+        with self.db.write() as conn:
+            return auto_resolve(conn, [alerts.c.gateway_id == gateway_id,
+                                       alerts.c.type == "gateway_offline"],
+                                "gateway_back", f"gateway {gateway_id} online again", now)
 
     # -- audit and what ingest kept aside --------------------------------------------------
     def audit(self, now: datetime, who: str, action: str, target: str,

@@ -123,6 +123,18 @@ def list_alerts(
             "raised_at": row.raised_at,
             "status": row.status,
             "data": json.loads(row.data),
+            "raised_by": row.raised_by,
+            "received_at": row.received_at,
+            "other_raise": json.loads(row.other_raise) if row.other_raise else None,
+            "tier": row.tier,
+            "escalations": row.escalations,
+            "acknowledged_by": row.acknowledged_by,
+            "acknowledged_at": row.acknowledged_at,
+            "resolved_by": row.resolved_by,
+            "resolved_at": row.resolved_at,
+            "outcome": row.outcome,
+            "outcome_note": row.outcome_note,
+            "superseded_by": row.superseded_by,
         }
         for row in rows
     ]
@@ -230,7 +242,8 @@ def report(store: Store, gateway_id: str | None = None, *,
             for v in list_visits(store, gateway_id, gateways=gateways)
         ],
         "alerts": [
-            {k: a[k] for k in ("type", "severity", "visit", "raised_at", "status")}
+            {k: a[k] for k in ("type", "severity", "visit", "raised_at", "status",
+                               "received_at", "raised_by")}
             for a in list_alerts(store, gateway_id, gateways=gateways)
         ],
         "events_lost": lost,

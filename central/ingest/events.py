@@ -5,7 +5,9 @@ A redelivered event is recognised by its ``(gateway_id, seq)`` and stored once; 
 whose hash differs from what is stored is a conflict, kept in ``rejected_messages``. Each
 stored event's ``prev_hash`` is checked against the hash stored at ``seq - 1`` (``chain_ok``:
 1 linked, 0 broken, NULL not yet known because the predecessor has not arrived). Storing an
-event updates ``attendances`` (arrival/departure pairs), ``alerts`` (one per alert event) and
+event updates ``attendances`` (arrival/departure pairs), ``alerts`` (one per (gateway, visit, type),
+whichever side raised it first, see :mod:`central.ingest.alerts`; an event that clears an
+alert, e.g. an arrival for ``visit_late``, auto-resolves it with the reason audited) and
 ``gateways`` (the highest contiguous seq, which is what central acks, and the highest seq
 held). Gap tombstones are stored as placeholder rows so the contiguous seq can move past
 seqs a gateway will never send.
@@ -31,6 +33,7 @@ from sqlalchemy.engine import Connection, Row
 from central import CentralError
 from central.db.engine import Database
 from central.db.tables import alerts, attendances, events, gateways, rejected_messages
+from central.ingest.alerts import Raise, auto_resolve, auto_resolve_for_event, raise_alert
 from homecall.clock import format_utc
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
 
@@ -214,7 +217,7 @@ class EventStore:
                     else:
                         conn.execute(_SET_CHAIN, {"b_gw": gateway_id, "b_seq": event.seq + 1,
                                                   "b_chain_ok": after.chain_ok})
-                _project(conn, event)
+                _project(conn, event, now)
                 stored += 1
                 touched.add(gateway_id)
             if pending:
@@ -366,7 +369,6 @@ class _ProjectionStatements:
 
     arrival: Any
     departure: Any
-    new_alert: Any
 
 
 _ATTENDANCE_KEY = [attendances.c.gateway_id, attendances.c.visit_id, attendances.c.carer_id,
@@ -376,6 +378,11 @@ _OPEN_ATTENDANCE = (
     .where(attendances.c.gateway_id == _P("b_gw"), attendances.c.visit_id == _P("b_visit"),
            attendances.c.carer_id == _P("b_carer"), attendances.c.departed_at.is_(None))
     .order_by(attendances.c.arrived_at.desc()).limit(1)
+)
+_FIRST_ARRIVAL = (
+    sa.select(attendances.c.carer_id, attendances.c.arrived_at)
+    .where(attendances.c.gateway_id == _P("b_gw"), attendances.c.visit_id == _P("b_visit"))
+    .order_by(attendances.c.arrived_at).limit(1)
 )
 _LATER_ALERTS = (
     sa.select(alerts.c.id, alerts.c.data)
@@ -412,16 +419,15 @@ def _projection_statements(conn: Connection) -> _ProjectionStatements:
                 "departed_at": departure.excluded.departed_at,
                 "departure_seq": departure.excluded.departure_seq,
             }),
-            new_alert=upsert(conn, alerts)
-            .on_conflict_do_nothing(index_elements=[alerts.c.gateway_id, alerts.c.event_seq])
-            .returning(alerts.c.id),
         )
         _PROJECTIONS[conn.dialect.name] = built
     return built
 
 
-def _project(conn: Connection, event: EventEnvelope) -> None:
+def _project(conn: Connection, event: EventEnvelope, now: datetime) -> None:
     data = event.data
+    auto_resolve_for_event(conn, event.gateway_id, event.type.value, event.visit_id,
+                           event.carer_id, event.time, data, event.seq, now)
     when = format_utc(event.time)
     statements = _projection_statements(conn)
     if event.type is EventType.ARRIVAL and event.visit_id and event.carer_id:
@@ -444,13 +450,21 @@ def _project(conn: Connection, event: EventEnvelope) -> None:
             "departure_seq": event.seq,
         })
     if is_alert(event.type) and event.severity is not None:
-        alert_id = conn.execute(statements.new_alert, {
-            "gateway_id": event.gateway_id, "event_seq": event.seq, "type": event.type.value,
-            "severity": event.severity.value, "visit_id": event.visit_id,
-            "service_user_id": event.service_user_id, "carer_id": event.carer_id,
-            "raised_at": when, "data": json.dumps(data),
-        }).scalar_one_or_none()
-        if alert_id is None or not event.visit_id:
+        alert_id, result = raise_alert(conn, Raise(
+            side="gateway", gateway_id=event.gateway_id, type=event.type.value,
+            severity=event.severity.value, raised_at=event.time, visit_id=event.visit_id,
+            service_user_id=event.service_user_id, carer_id=event.carer_id,
+            event_seq=event.seq, data=data,
+        ), now)
+        if result == "created" and event.type is EventType.VISIT_LATE and event.visit_id:
+            # the arrival may have been stored first (a replay after an outage comes in
+            # any order): the alert is cleared as it would have been had it come first
+            arrived = conn.execute(_FIRST_ARRIVAL, {
+                "b_gw": event.gateway_id, "b_visit": event.visit_id}).first()
+            if arrived is not None:
+                auto_resolve(conn, [alerts.c.id == alert_id], "carer_arrived",
+                             f"carer {arrived.carer_id} arrived at {arrived.arrived_at}", now)
+        if result != "created" or not event.visit_id:
             return
         supersedes = data.get("supersedes")
         if supersedes:

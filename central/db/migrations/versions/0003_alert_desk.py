@@ -13,6 +13,8 @@ Create Date: 2026-11-23
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -23,7 +25,7 @@ depends_on = None
 
 _ROWID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-_ALERT_COLUMNS = (
+_ALERT_COLUMNS: tuple[tuple[str, type[sa.types.TypeEngine[Any]], dict[str, Any]], ...] = (
     ("raised_by", sa.Text, {"nullable": False, "server_default": "gateway"}),
     ("received_at", sa.Text, {}),
     ("dedupe_key", sa.Text, {}),
