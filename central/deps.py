@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from central.alerts.actors import Actor
 from central.db.engine import Database
 from central.ingest.session import Ingest
 from central.store import Store
@@ -33,8 +34,16 @@ def get_actor(request: Request) -> str:
     return request.headers.get("x-homecall-user", "system")
 
 
+def get_desk_actor(user: Annotated[str, Depends(get_actor)]) -> Actor:
+    """Who works an alert, with their desk role. Until staff accounts land every caller is a
+    ``monitor``; staff login replaces this function (and ``get_actor``) with the logged-in
+    user and their role, and nothing else changes (tests override it to act as a manager)."""
+    return Actor(user, "monitor")
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 StoreDep = Annotated[Store, Depends(get_store)]
 IngestDep = Annotated[Ingest | None, Depends(get_ingest)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 ActorDep = Annotated[str, Depends(get_actor)]
+DeskActorDep = Annotated[Actor, Depends(get_desk_actor)]

@@ -13,16 +13,19 @@ authentication, it only applies the set it is given.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from central.alerts.actors import Actor
+from central.alerts.incidents import IncidentRecord, missing_for_resolution
 from central.alerts.lifecycle import Acknowledge, AlertRecord, Command, Resolve
 from central.alerts.outcomes import OutcomeCatalogue
-from central.db.tables import alerts, plans, rejected_messages
+from central.db.tables import alerts, checklist_ticks, incidents, plans, rejected_messages
 from central.db.tables import gateways as gateways_table
 from central.ingest.alerts import (
     Raise,
@@ -54,6 +57,12 @@ class Superseded(StoreError):
 
 def in_scope(gateway_id: str, gateways: Collection[str] | None) -> bool:
     return gateways is None or gateway_id in gateways
+
+
+def _load_incident(conn: Connection, alert_id: int) -> IncidentRecord | None:
+    record = conn.execute(sa.select(incidents.c.record).where(
+        incidents.c.alert_id == alert_id)).scalar()
+    return IncidentRecord.model_validate_json(record) if record else None
 
 
 class Store(EventStore):
@@ -124,7 +133,8 @@ class Store(EventStore):
                 note = outcome or "resolved through the status update"
                 row = load_for_update(conn, alert_id)
                 assert row is not None
-                move(conn, row, Resolve(outcome=code, note=note), actor, now)
+                move(conn, row, Resolve(outcome=code, note=note,
+                                        incident=_load_incident(conn, alert_id)), actor, now)
         return previous
 
     def raise_by_central(self, raise_: Raise, now: datetime) -> tuple[int, RaiseResult]:
@@ -149,7 +159,56 @@ class Store(EventStore):
             row = load_for_update(conn, alert_id)
             if row is None or not in_scope(row.gateway_id, gateways):
                 raise NotFound(f"no alert {alert_id}")
+            if isinstance(command, Resolve) and command.incident is None:
+                command = replace(command, incident=_load_incident(conn, alert_id))
             after, _ = move(conn, row, command, actor, now, outcomes=outcomes)
+        return after
+
+    def incident(self, alert_id: int, *,
+                 gateways: Collection[str] | None = None) -> IncidentRecord | None:
+        """The alert's incident record (``None``: not started). :class:`NotFound` if there
+        is no such alert in ``gateways``."""
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(alerts.c.gateway_id).where(
+                alerts.c.id == alert_id)).first()
+            if row is None or not in_scope(row.gateway_id, gateways):
+                raise NotFound(f"no alert {alert_id}")
+            return _load_incident(conn, alert_id)
+
+    def change_incident(
+        self, alert_id: int, change: Callable[[IncidentRecord], IncidentRecord], actor: Actor,
+        now: datetime, *, gateways: Collection[str] | None = None,
+    ) -> IncidentRecord:
+        """Apply ``change`` to the alert's incident record (started by ``actor`` if there is
+        none yet) and store it, audited; checklist ticks are also kept as rows (step, time,
+        user). The record's own rules (:mod:`central.alerts.incidents`) raise
+        ``IncidentError`` for what they refuse."""
+        with self.db.write() as conn:
+            row = load_for_update(conn, alert_id)
+            if row is None or not in_scope(row.gateway_id, gateways):
+                raise NotFound(f"no alert {alert_id}")
+            before = _load_incident(conn, alert_id)
+            record = before or IncidentRecord.start(str(alert_id), row.type, actor, now)
+            after = change(record)
+            values = {"record": after.model_dump_json(), "updated_at": format_utc(now),
+                      "updated_by": actor.user_id,
+                      "signed_off_by": after.sign_off.by if after.sign_off else None,
+                      "signed_off_at": format_utc(after.sign_off.at) if after.sign_off else None}
+            if before is None:
+                conn.execute(sa.insert(incidents).values(alert_id=alert_id, **values))
+            else:
+                conn.execute(sa.update(incidents).where(incidents.c.alert_id == alert_id)
+                             .values(**values))
+            old_ticks = {t.step_id for t in (record.checklist.ticks if record.checklist else ())}
+            for new_tick in (after.checklist.ticks if after.checklist else ()):
+                if new_tick.step_id not in old_ticks:
+                    conn.execute(sa.insert(checklist_ticks).values(
+                        alert_id=alert_id, step=new_tick.step_id,
+                        ticked_at=format_utc(new_tick.at), ticked_by=new_tick.by,
+                        note=new_tick.note))
+            write_audit(conn, now, actor.user_id,
+                        "incident.started" if before is None else "incident.updated",
+                        f"alert:{alert_id}", {"missing": len(missing_for_resolution(after))})
         return after
 
     def auto_resolve_gateway_offline(self, gateway_id: str, now: datetime) -> list[int]:

@@ -1,0 +1,173 @@
+"""The alert desk through the API alone, on each engine: the list most severe then oldest
+first with filters and cursor paging, an alert's detail (audit trail, visit timeline),
+acknowledge / resolve / reopen with 409 and the reason for an illegal move, and a missed
+visit worked to an outcome with its incident record signed off by a manager."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from central.alerts.actors import Actor
+from central.app import create_app
+from central.deps import get_desk_actor
+from central.settings import CentralSettings
+from central.store import Store
+from homecall.clock import ManualClock
+from homecall.plan import PlanDocument
+from homecall.wire import EventType, Severity
+from tests.central.test_store import GW, T0, Chain, pairs
+
+MONA = {"x-homecall-user": "mona"}
+
+
+@pytest.fixture
+def desk(database_url: str) -> Iterator[tuple[TestClient, Store, ManualClock]]:
+    clock = ManualClock(T0 + timedelta(hours=2))
+    app = create_app(CentralSettings(database=database_url), clock=clock, with_ingest=False)
+    with TestClient(app) as client:
+        yield client, app.state.store, clock
+
+
+def seed(store: Store) -> Chain:
+    document = PlanDocument.parse({
+        "gateway": GW, "service_users": ["su-1"],
+        "visits": [{"id": "v1", "service_user": "su-1", "start": "2026-03-02T08:00",
+                    "duration_min": 30, "window": ["2026-03-02T07:30", "2026-03-02T08:05"]}],
+    })
+    store.save_plan(document, T0, "coordinator")
+    chain = Chain()
+    store.store_events(pairs(
+        chain.next(EventType.UNKNOWN_TAG),                                      # medium, 08:01
+        chain.next(EventType.KEYSAFE, data={"sensor": "k", "state": "open"}),   # 08:02
+        chain.next(EventType.VISIT_MISSED, visit_id="v1", service_user_id="su-1",
+                   severity=Severity.CRITICAL),                                 # 08:03
+        chain.next(EventType.UNKNOWN_TAG),                                      # medium, 08:04
+        chain.next(EventType.DOOR_LEFT_OPEN, severity=Severity.HIGH),           # high, 08:05
+    ), T0)
+    return chain
+
+
+def test_the_list_is_most_severe_then_oldest_first_filtered_and_paged(desk: Any) -> None:
+    client, store, _ = desk
+    seed(store)
+    listed = client.get("/api/alerts").json()
+    assert [(a["type"], a["raised_at"][11:16]) for a in listed] == [
+        ("visit_missed", "08:03"), ("door_left_open", "08:05"),
+        ("unknown_tag", "08:01"), ("unknown_tag", "08:04")]
+    first = client.get("/api/alerts", params={"limit": 3})
+    cursor = first.headers["x-next-cursor"]
+    rest = client.get("/api/alerts", params={"limit": 3, "cursor": cursor})
+    assert "x-next-cursor" not in rest.headers
+    assert [a["id"] for a in first.json() + rest.json()] == [a["id"] for a in listed]
+    assert [a["type"] for a in client.get("/api/alerts", params={"severity": "medium"}).json()
+            ] == ["unknown_tag", "unknown_tag"]
+    assert client.get("/api/alerts", params={"type": "door_left_open"}).json()[0]["severity"] \
+        == "high"
+    assert client.get("/api/alerts", params={"gateway": "gw-none"}).json() == []
+    bad = client.get("/api/alerts", params={"cursor": "nonsense"})
+    assert bad.status_code == 400 and "cursor" in bad.json()["detail"]
+
+
+def test_moves_are_checked_and_audited_and_illegal_ones_are_409_with_the_reason(
+    desk: Any,
+) -> None:
+    client, store, _ = desk
+    seed(store)
+    tag = client.get("/api/alerts", params={"type": "unknown_tag"}).json()[0]["id"]
+    early = client.post(f"/api/alerts/{tag}/resolve", headers=MONA,
+                        json={"outcome": "false_alarm", "note": "visitor"})
+    assert early.status_code == 409
+    assert "acknowledge the alert before resolving" in early.json()["detail"]
+    taken = client.post(f"/api/alerts/{tag}/acknowledge", headers=MONA).json()
+    assert (taken["status"], taken["acknowledged_by"]) == ("acknowledged", "mona")
+    unknown_code = client.post(f"/api/alerts/{tag}/resolve", headers=MONA,
+                               json={"outcome": "nope", "note": "x"})
+    assert unknown_code.status_code == 422 and "unknown outcome" in unknown_code.json()["detail"]
+    done = client.post(f"/api/alerts/{tag}/resolve", headers=MONA,
+                       json={"outcome": "false_alarm", "note": "visitor's fob"}).json()
+    assert (done["status"], done["outcome"], done["resolved_by"]) == (
+        "resolved", "false_alarm", "mona")
+    assert [e["action"] for e in done["audit"]] == ["alert.acknowledged", "alert.resolved"]
+    again = client.post(f"/api/alerts/{tag}/acknowledge", headers=MONA)
+    assert again.status_code == 409 and "already resolved" in again.json()["detail"]
+    reopen = client.post(f"/api/alerts/{tag}/reopen", headers=MONA, json={"reason": "no"})
+    assert reopen.status_code == 403 and "manager" in reopen.json()["detail"]
+    assert client.post("/api/alerts/999999/acknowledge").status_code == 404
+
+
+def test_the_old_status_update_still_works_through_the_lifecycle(desk: Any) -> None:
+    client, store, _ = desk
+    seed(store)
+    tag = client.get("/api/alerts", params={"type": "unknown_tag"}).json()[0]["id"]
+    reply = client.post(f"/api/alerts/{tag}", json={"status": "resolved", "outcome": "ok"})
+    assert reply.json() == {"id": tag, "status": "resolved"}
+    detail = client.get(f"/api/alerts/{tag}").json()
+    assert (detail["status"], detail["outcome"], detail["outcome_note"]) == (
+        "resolved", "other", "ok")
+
+
+def test_a_missed_visit_is_worked_to_an_outcome_with_a_signed_incident_record(
+    desk: Any,
+) -> None:
+    client, store, clock = desk
+    chain = seed(store)
+    store.store_events(pairs(chain.next(EventType.DOOR, data={"sensor": "d",
+                                                              "state": "open"})), T0)
+    missed = client.get("/api/alerts", params={"type": "visit_missed"}).json()[0]["id"]
+    detail = client.get(f"/api/alerts/{missed}").json()
+    assert detail["visit_detail"]["window_utc"] == ["2026-03-02T07:30:00Z",
+                                                    "2026-03-02T08:05:00Z"]
+    assert [e["type"] for e in detail["visit_detail"]["timeline"]] == [
+        "keysafe", "visit_missed", "door"]
+    assert client.post(f"/api/alerts/{missed}/acknowledge", headers=MONA).status_code == 200
+    needs = client.post(f"/api/alerts/{missed}/resolve", headers=MONA,
+                        json={"outcome": "missed_no_care_delivered", "note": "no carer"})
+    assert needs.status_code == 409 and "incident record" in needs.json()["detail"]
+    record = client.put(f"/api/alerts/{missed}/incident", headers=MONA, json={
+        "what_happened": "carer off sick, not covered", "family_informed": True,
+        "family_contact": "daughter", "police_contacted": False,
+        "police_reason_not": "person safe", "safeguarding_referral_made": False,
+        "safeguarding_rationale": "one-off, person safe",
+    }).json()
+    assert record["started_by"] == "mona"
+    clock.advance(300)
+    record = client.post(f"/api/alerts/{missed}/incident/actions", headers=MONA,
+                         json={"what": "phoned the person: safe, lunch brought"}).json()
+    assert record["actions"][0]["by"] == "mona"
+    refused = client.post(f"/api/alerts/{missed}/incident/sign", headers=MONA, json={})
+    assert refused.status_code == 409 and "manager" in refused.json()["detail"]
+
+    client.app.dependency_overrides[get_desk_actor] = lambda: Actor("mary", "manager")
+    client.post(f"/api/alerts/{missed}/incident/regulator",
+                json={"required": False, "rationale": "no harm"}).raise_for_status()
+    client.post(f"/api/alerts/{missed}/incident/sign", json={}).raise_for_status()
+    client.app.dependency_overrides.clear()
+
+    done = client.post(f"/api/alerts/{missed}/resolve", headers=MONA,
+                       json={"outcome": "missed_no_care_delivered", "note": "no carer"})
+    assert done.status_code == 200, done.text
+    detail = done.json()
+    assert detail["status"] == "resolved"
+    assert detail["incident"]["sign_off"]["by"] == "mary"
+
+
+def test_no_access_checklist_ticks_record_time_and_user(desk: Any) -> None:
+    client, store, _ = desk
+    chain = Chain()
+    store.store_events(pairs(chain.next(EventType.NO_ACCESS, visit_id="v1",
+                                        severity=Severity.CRITICAL)), T0)
+    alert_id = client.get("/api/alerts").json()[0]["id"]
+    steps = client.get(f"/api/alerts/{alert_id}/incident/checklist").json()["steps"]
+    first = steps[0]["id"]
+    record = client.post(f"/api/alerts/{alert_id}/incident/checklist/{first}", headers=MONA,
+                         json={"note": "looked round the back"}).json()
+    [tick] = record["checklist"]["ticks"]
+    assert (tick["step_id"], tick["by"], tick["at"]) == (first, "mona", "2026-03-02T10:00:00Z")
+    twice = client.post(f"/api/alerts/{alert_id}/incident/checklist/{first}", headers=MONA,
+                        json={})
+    assert twice.status_code == 409 and "already ticked by mona" in twice.json()["detail"]
