@@ -30,7 +30,6 @@ from central.db.tables import gateways as gateways_table
 from central.ingest.alerts import (
     Raise,
     RaiseResult,
-    auto_resolve,
     load_for_update,
     move,
     raise_alert,
@@ -210,13 +209,6 @@ class Store(EventStore):
                         "incident.started" if before is None else "incident.updated",
                         f"alert:{alert_id}", {"missing": len(missing_for_resolution(after))})
         return after
-
-    def auto_resolve_gateway_offline(self, gateway_id: str, now: datetime) -> list[int]:
-        """The gateway is back: its open ``gateway_offline`` alerts resolve, audited."""
-        with self.db.write() as conn:
-            return auto_resolve(conn, [alerts.c.gateway_id == gateway_id,
-                                       alerts.c.type == "gateway_offline"],
-                                "gateway_back", f"gateway {gateway_id} online again", now)
 
     # -- audit and what ingest kept aside --------------------------------------------------
     def audit(self, now: datetime, who: str, action: str, target: str,

@@ -45,6 +45,10 @@ gateways = sa.Table(
     sa.Column("status", sa.Text),
     sa.Column("last_seen", sa.Text),
     sa.Column("chain_breaks", sa.Integer, nullable=False, server_default="0"),
+    # supervision: since when central counts it offline, and the last status that said
+    # "clock good, nothing queued" (every alert it raised before then has reached central)
+    sa.Column("offline_since", sa.Text),
+    sa.Column("caught_up_at", sa.Text),
 )
 
 plans = sa.Table(

@@ -303,13 +303,29 @@ class EventStore:
         return StoreResult(stored, duplicates, 0, acks)
 
     # -- statuses, rejects, positions ------------------------------------------------------
-    def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime) -> None:
+    def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime,
+                      *, caught_up: bool = False) -> list[int]:
+        """Store a gateway's ``status``. ``online`` ends an outage: its open
+        ``gateway_offline`` alerts auto-resolve (``gateway_back``, audited; their ids are
+        returned). ``offline`` (the last-will) starts one. ``caught_up``: the status said the
+        clock is good and nothing is queued."""
+        at = format_utc(now)
         with self.db.write() as conn:
-            ensure_gateway(conn, gateway_id)
-            conn.execute(
-                sa.update(gateways).where(gateways.c.id == gateway_id)
-                .values(status=status_json, state=state, last_seen=format_utc(now))
-            )
+            row = ensure_gateway(conn, gateway_id, lock=True)
+            values: dict[str, Any] = {"status": status_json, "state": state, "last_seen": at}
+            if state == "offline" and row.state != "offline":
+                values["offline_since"] = at
+            elif state == "online":
+                values["offline_since"] = None
+            if caught_up:
+                values["caught_up_at"] = at
+            conn.execute(sa.update(gateways).where(gateways.c.id == gateway_id).values(**values))
+            if state != "online":
+                return []
+            return auto_resolve(conn, [alerts.c.gateway_id == gateway_id,
+                                       alerts.c.type == "gateway_offline"],
+                                "gateway_back", f"gateway {gateway_id} online again at {at}",
+                                now)
 
     def reject(self, topic: str, reason: str, payload: bytes, now: datetime) -> None:
         """Keep a message ingest refused, with the reason, for staff to look at."""

@@ -152,7 +152,9 @@ def test_centrals_backup_alert_is_resolved_as_raised_in_error_by_an_earlier_arri
 def test_gateway_offline_is_resolved_when_the_gateway_is_back(store: Store) -> None:
     store.raise_by_central(Raise(side="central", gateway_id=GW, type="gateway_offline",
                                  severity="high", raised_at=T0), T0)
-    assert store.auto_resolve_gateway_offline(GW, T0 + timedelta(minutes=9))
+    status = json.dumps({"v": 1, "gateway_id": GW, "state": "online"})
+    assert store.record_status(GW, status, "offline", T0) == []
+    assert len(store.record_status(GW, status, "online", T0 + timedelta(minutes=9))) == 1
     [alert] = list_alerts(store, GW)
     assert (alert["status"], alert["outcome"]) == ("resolved", "auto:gateway_back")
 

@@ -1,6 +1,7 @@
 """The alert desk: the alert lifecycle on each alert, one alert per (gateway, visit, type)
 whichever side raised it, incident records, no-response checklist ticks, escalations, and
-webhook subscriptions with their delivery log.
+webhook subscriptions with their delivery log; on ``gateways``, the supervision state
+(``offline_since``, ``caught_up_at``) that a central restart must not lose.
 
 ``alerts.event_seq`` becomes nullable: an alert central raised itself (backup detection,
 gateway supervision) has no gateway seq. Existing alerts were all raised by a gateway
@@ -49,6 +50,8 @@ def upgrade() -> None:
         batch.alter_column("event_seq", existing_type=sa.BigInteger, nullable=True)
         for name, type_, options in _ALERT_COLUMNS:
             batch.add_column(sa.Column(name, type_, **options))
+    op.add_column("gateways", sa.Column("offline_since", sa.Text))
+    op.add_column("gateways", sa.Column("caught_up_at", sa.Text))
     op.create_index("alerts_dedupe", "alerts", ["gateway_id", "dedupe_key"])
     op.create_index("alerts_status", "alerts", ["status", "severity"])
     op.create_table(
@@ -116,6 +119,9 @@ def downgrade() -> None:
     for name in ("webhook_deliveries", "webhook_subscriptions", "escalations",
                  "checklist_ticks", "incidents"):
         op.drop_table(name)
+    with op.batch_alter_table("gateways") as gateways_batch:
+        gateways_batch.drop_column("caught_up_at")
+        gateways_batch.drop_column("offline_since")
     op.drop_index("alerts_status", "alerts")
     op.drop_index("alerts_dedupe", "alerts")
     with op.batch_alter_table("alerts", table_kwargs={"sqlite_autoincrement": True}) as batch:
