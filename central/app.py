@@ -16,6 +16,7 @@ from central.ingest.session import Ingest
 from central.routers import alerts, gateways, plans, reports, visits
 from central.settings import CentralSettings
 from central.store import Store
+from central.supervision.runner import Supervisor
 from homecall.clock import Clock, clock_from_spec
 
 
@@ -43,11 +44,20 @@ def create_app(
         app.state.ingest = ingest
         app.state.clock = clock
         app.state.settings = settings
+        supervisor = Supervisor(store, clock) if ingest is not None and settings.supervise \
+            else None
+        app.state.supervisor = supervisor
         if ingest is not None:
+            if supervisor is not None:
+                ingest.status_listeners.append(supervisor.wake)
             ingest.start()
+        if supervisor is not None:
+            supervisor.start()
         try:
             yield
         finally:
+            if supervisor is not None:
+                supervisor.stop()
             if ingest is not None:
                 ingest.stop()
             db.dispose()

@@ -25,7 +25,14 @@ from central.alerts.actors import Actor
 from central.alerts.incidents import IncidentRecord, missing_for_resolution
 from central.alerts.lifecycle import Acknowledge, AlertRecord, Command, Resolve
 from central.alerts.outcomes import OutcomeCatalogue
-from central.db.tables import alerts, checklist_ticks, incidents, plans, rejected_messages
+from central.db.tables import (
+    alerts,
+    checklist_ticks,
+    events,
+    incidents,
+    plans,
+    rejected_messages,
+)
 from central.db.tables import gateways as gateways_table
 from central.ingest.alerts import (
     Raise,
@@ -35,8 +42,14 @@ from central.ingest.alerts import (
     raise_alert,
     write_audit,
 )
-from central.ingest.events import EventStore, StoreError, StoreResult, ensure_gateway
-from homecall.clock import format_utc
+from central.ingest.events import (
+    PLACEHOLDER_TYPES,
+    EventStore,
+    StoreError,
+    StoreResult,
+    ensure_gateway,
+)
+from homecall.clock import format_utc, parse_utc
 from homecall.plan import GatewayPlan, PlanDocument
 
 __all__ = ["NotFound", "OutOfScope", "Store", "StoreError", "StoreResult", "Superseded"]
@@ -209,6 +222,52 @@ class Store(EventStore):
                         "incident.started" if before is None else "incident.updated",
                         f"alert:{alert_id}", {"missing": len(missing_for_resolution(after))})
         return after
+
+    # -- supervision: what the runner reads and records --------------------------------
+    def supervision_rows(self) -> list[Any]:
+        """Every gateway's row (state, last status, offline_since, caught_up_at)."""
+        with self.db.read() as conn:
+            return list(conn.execute(sa.select(gateways_table).order_by(gateways_table.c.id)))
+
+    def plan_history(self, gateway_id: str) -> list[tuple[datetime, GatewayPlan]]:
+        """Every plan version of the gateway with when it was stored, oldest first."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(plans.c.created_at, plans.c.gateway_plan)
+                .where(plans.c.gateway_id == gateway_id).order_by(plans.c.version)).all()
+        return [(parse_utc(r.created_at), GatewayPlan.model_validate_json(r.gateway_plan))
+                for r in rows]
+
+    def backup_facts(self, gateway_id: str) -> tuple[list[Any], list[Any]]:
+        """(the gateway's stored events in seq order, central's own raises) for rebuilding
+        its household's rules state."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(events.c.seq, events.c.type, events.c.time, events.c.visit_id,
+                          events.c.service_user_id, events.c.carer_id, events.c.clock_ok,
+                          events.c.data, events.c.received_at)
+                .where(events.c.gateway_id == gateway_id,
+                       events.c.type.not_in(sorted(PLACEHOLDER_TYPES)))
+                .order_by(events.c.seq)).all()
+            raised = conn.execute(
+                sa.select(alerts.c.type, alerts.c.visit_id, alerts.c.carer_id,
+                          alerts.c.received_at)
+                .where(alerts.c.gateway_id == gateway_id, alerts.c.raised_by == "central",
+                       alerts.c.visit_id.is_not(None))).all()
+        return list(rows), list(raised)
+
+    def mark_offline(self, gateway_id: str, since: datetime) -> None:
+        """Central counts the gateway offline from ``since`` (missed heartbeats)."""
+        with self.db.write() as conn:
+            conn.execute(sa.update(gateways_table).where(
+                gateways_table.c.id == gateway_id, gateways_table.c.state == "online",
+            ).values(state="offline", offline_since=format_utc(since)))
+
+    def has_alert_since(self, gateway_id: str, alert_type: str, since: datetime) -> bool:
+        with self.db.read() as conn:
+            return conn.execute(sa.select(alerts.c.id).where(
+                alerts.c.gateway_id == gateway_id, alerts.c.type == alert_type,
+                alerts.c.raised_at >= format_utc(since)).limit(1)).first() is not None
 
     # -- audit and what ingest kept aside --------------------------------------------------
     def audit(self, now: datetime, who: str, action: str, target: str,
