@@ -53,15 +53,16 @@ def _time(value: str | None) -> datetime | None:
     return parse_utc(value) if value else None
 
 
-def liveness_of(row: Any) -> GatewayLiveness:
-    """A gateway's liveness as the database holds it."""
+def liveness_of(row: Any, speed: float = 1.0) -> GatewayLiveness:
+    """A gateway's liveness as the database holds it. A gateway's heartbeat interval is in
+    real seconds; ``speed`` (a simulated clock's rate) turns it into clock seconds."""
     status = json.loads(row.status) if row.status else {}
     state: LivenessState = (
         "online" if row.state == "online" else "offline" if row.state == "offline"
         else "unknown")
     return GatewayLiveness(
         gateway_id=row.id, state=state, last_seen=_time(row.last_seen),
-        heartbeat_s=float(status.get("heartbeat_s") or DEFAULT_HEARTBEAT_S),
+        heartbeat_s=float(status.get("heartbeat_s") or DEFAULT_HEARTBEAT_S) * speed,
         clock_ok=status.get("clock_ok"), boot_id=status.get("boot_id"),
         offline_since=_time(row.offline_since), caught_up_at=_time(row.caught_up_at),
     )
@@ -76,6 +77,8 @@ class Supervisor:
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()  # one run at a time
         self.runs = 0
+        #: clock seconds per real second (heartbeats are real-time intervals)
+        self.speed = float(getattr(clock, "speed", 1.0))
 
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
@@ -129,7 +132,7 @@ class Supervisor:
 
     def _gateway(self, row: Any, now: datetime) -> list[datetime]:
         gateway_id = row.id
-        live = liveness_of(row)
+        live = liveness_of(row, self.speed)
         upcoming: list[datetime] = []
         history = self.store.plan_history(gateway_id)
         plan = history[-1][1] if history else None
@@ -138,7 +141,7 @@ class Supervisor:
             self.store.mark_offline(gateway_id, deadline)
             log.info("gateway %s offline: no heartbeat since %s", gateway_id, live.last_seen)
             live = liveness_of(next(r for r in self.store.supervision_rows()
-                                    if r.id == gateway_id))
+                                    if r.id == gateway_id), self.speed)
         elif deadline is not None:
             upcoming.append(deadline)
         if live.state == "offline" and live.offline_since is not None and not \
