@@ -33,6 +33,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "faults": ("homecall.benchmarks.faults", "run the delivery fault suite (tests/faults)"),
     "fuzz": ("homecall.benchmarks.fuzz", "a million generated inputs through each device parser"),
     "ingest": ("homecall.benchmarks.ingest", "central ingest events/s on SQLite and PostgreSQL"),
+    "backup": ("homecall.benchmarks.backup", "deadline -> backup alert stored"),
 }
 
 

@@ -82,6 +82,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run is noise
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._scheduler.start()
         self.wake()
@@ -151,7 +152,7 @@ class Supervisor:
                 side="central", gateway_id=gateway_id, type="gateway_offline",
                 severity=severity, raised_at=live.offline_since,
                 data={"reason": live.offline_reason or "last_will", "raised_by": "central"},
-            ), now)
+            ), self.clock.now())
         if history:
             household = self._household(gateway_id, history, live, now)
             for due in household.due(now):
@@ -159,7 +160,7 @@ class Supervisor:
                     side="central", gateway_id=gateway_id, type=due.type,
                     severity=due.severity, raised_at=due.time, visit_id=due.visit_id,
                     service_user_id=due.service_user_id, carer_id=due.carer_id, data=due.data,
-                ), now)
+                ), self.clock.now())  # received_at: when it is stored, not when the run began
                 log.info("central raised %s for %s visit %s (alert %s, %s)", due.type,
                          gateway_id, due.visit_id, alert_id, result)
             next_due = household.next_deadline()
