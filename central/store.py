@@ -23,7 +23,13 @@ from sqlalchemy.engine import Connection
 
 from central.alerts.actors import Actor
 from central.alerts.incidents import IncidentRecord, missing_for_resolution
-from central.alerts.lifecycle import Acknowledge, AlertRecord, Command, Resolve
+from central.alerts.lifecycle import (
+    AWAITING_ACKNOWLEDGEMENT,
+    Acknowledge,
+    AlertRecord,
+    Command,
+    Resolve,
+)
 from central.alerts.outcomes import OutcomeCatalogue
 from central.db.tables import (
     alerts,
@@ -255,6 +261,12 @@ class Store(EventStore):
                 .where(alerts.c.gateway_id == gateway_id, alerts.c.raised_by == "central",
                        alerts.c.visit_id.is_not(None))).all()
         return list(rows), list(raised)
+
+    def awaiting_acknowledgement(self) -> list[Any]:
+        """Alerts nobody has taken yet (open or escalated), every column, oldest first."""
+        with self.db.read() as conn:
+            return list(conn.execute(sa.select(alerts).where(
+                alerts.c.status.in_(sorted(AWAITING_ACKNOWLEDGEMENT))).order_by(alerts.c.id)))
 
     def mark_offline(self, gateway_id: str, since: datetime) -> None:
         """Central counts the gateway offline from ``since`` (missed heartbeats)."""

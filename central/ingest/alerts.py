@@ -116,6 +116,8 @@ def raise_alert(conn: Connection, raise_: Raise, received_at: datetime) -> tuple
             service_user_id=raise_.service_user_id, carer_id=raise_.carer_id,
             raised_at=format_utc(raise_.raised_at), data=json.dumps(raise_.data or {}),
             raised_by=raise_.side, received_at=format_utc(received_at), dedupe_key=key,
+            # it waits for someone from when staff could first see it (escalation clock)
+            tier_since=format_utc(received_at),
         ).returning(alerts.c.id)
     ).scalar_one()
     return int(alert_id), "created"

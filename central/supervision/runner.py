@@ -7,7 +7,9 @@ rules of :mod:`central.supervision.liveness` (3 missed heartbeats: offline; ``ga
 raised, critical while a visit window is open) and :mod:`central.supervision.backup` (the
 gateway's own rules engine over the facts central holds, raising ``visit_late``,
 ``visit_missed``, ``departure_missing`` and ``double_up_incomplete`` with
-``raised_by="central"`` only while the gateway is offline, unheard of, or its clock is bad).
+``raised_by="central"`` only while the gateway is offline, unheard of, or its clock is bad),
+and escalation (:mod:`central.alerts.escalation`: an alert nobody took within its
+severity's time goes to the next tier, as a lifecycle move by the system).
 Nothing is kept in memory between runs, so a central restart loses nothing: the next run
 rebuilds the same state from the database. The run returns the next deadline; the scheduler
 sleeps until then (scaled by a simulated clock's speed), or until a gateway's ``status``
@@ -24,7 +26,10 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from central.ingest.alerts import Raise
+from central.alerts import AlertDeskError
+from central.alerts.actors import SYSTEM
+from central.alerts.escalation import EscalationPolicy, due_escalation, next_escalation
+from central.ingest.alerts import Raise, record_of
 from central.store import Store
 from central.supervision.backup import (
     BackupHousehold,
@@ -71,12 +76,14 @@ def liveness_of(row: Any, speed: float = 1.0) -> GatewayLiveness:
 class Supervisor:
     """Runs liveness and backup detection for every gateway, at each deadline."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, *,
+                 policy: EscalationPolicy | None = None) -> None:
         self.store = store
         self.clock = clock
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()  # one run at a time
         self.runs = 0
+        self.policy = policy or EscalationPolicy()
         #: clock seconds per real second (heartbeats are real-time intervals)
         self.speed = float(getattr(clock, "speed", 1.0))
 
@@ -129,7 +136,28 @@ class Supervisor:
                     upcoming += self._gateway(row, now)
                 except Exception:
                     log.exception("supervision of gateway %s failed", row.id)
+            upcoming += self._escalate()
             return min(upcoming, default=None)
+
+    def _escalate(self) -> list[datetime]:
+        """Escalate every alert not taken within its severity's time, through the lifecycle
+        as the system (audited, and recorded in ``escalations``); returns when the next is
+        due. The policy is the organisation's; until organisations land it is the default."""
+        upcoming: list[datetime] = []
+        for row in self.store.awaiting_acknowledgement():
+            record = record_of(row)
+            now = self.clock.now()
+            command = due_escalation(record, self.policy, now)
+            if command is not None:
+                try:
+                    record = self.store.move_alert(int(row.id), command, SYSTEM, now)
+                except AlertDeskError:
+                    continue  # moved meanwhile (taken, resolved): nothing to escalate
+                log.info("alert %s escalated to %s", row.id, command.tier)
+            step = next_escalation(record, self.policy)
+            if step is not None:
+                upcoming.append(step.due_at)
+        return upcoming
 
     def _gateway(self, row: Any, now: datetime) -> list[datetime]:
         gateway_id = row.id

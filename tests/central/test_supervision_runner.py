@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
+from central.alerts.escalation import SEVERITIES, EscalationPolicy
 from central.db.engine import Database
 from central.db.migrate import upgrade
+from central.db.tables import audit, escalations
 from central.store import Store
 from central.supervision.runner import Supervisor
 from central.views import list_alerts, report
@@ -24,6 +27,7 @@ from homecall.wire import EventType, Severity
 from tests.central.test_store import GW, Chain, pairs
 
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # 07:00 local (GMT in March)
+NEVER_ESCALATE = EscalationPolicy(acknowledge_within_min={s: None for s in SEVERITIES})
 
 
 @pytest.fixture
@@ -49,7 +53,7 @@ def test_a_silent_gateways_visit_is_alerted_by_central_and_the_replay_is_not_dou
                     "duration_min": 30, "window": ["2026-03-02T07:45", "2026-03-02T08:15"]}],
     }), START, "coordinator")
     store.record_status(GW, status(), "online", START, caught_up=True)
-    supervisor = Supervisor(store, clock)
+    supervisor = Supervisor(store, clock, policy=NEVER_ESCALATE)
     assert supervisor.run_once() == START + timedelta(seconds=30)  # next heartbeat deadline
     assert list_alerts(store, GW) == []
 
@@ -67,7 +71,8 @@ def test_a_silent_gateways_visit_is_alerted_by_central_and_the_replay_is_not_dou
         ("central", "2026-03-02T08:15:00Z", "2026-03-02T08:15:02Z")]
     assert deadline == datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 
-    restarted = Supervisor(store, clock)  # central restarted: nothing raised twice
+    # central restarted: nothing raised twice
+    restarted = Supervisor(store, clock, policy=NEVER_ESCALATE)
     restarted.run_once()
     clock.set(datetime(2026, 3, 2, 9, 15, 1, tzinfo=UTC))
     restarted.run_once()
@@ -133,3 +138,26 @@ def test_last_will_raises_gateway_offline_high_outside_any_window(store: Store) 
     [alert] = list_alerts(store, GW)
     assert (alert["type"], alert["severity"], alert["data"]["reason"]) == (
         "gateway_offline", "high", "last_will")
+
+
+def test_an_unacknowledged_critical_alert_is_escalated_and_audited(store: Store) -> None:
+    clock = ManualClock(START)
+    chain = Chain()
+    store.store_events(pairs(chain.next(EventType.NO_ACCESS, visit_id="v1",
+                                        severity=Severity.CRITICAL)), START)
+    supervisor = Supervisor(store, clock)
+    assert supervisor.run_once() == START + timedelta(minutes=5)
+    assert list_alerts(store, GW)[0]["status"] == "open"
+    clock.set(START + timedelta(minutes=5))
+    supervisor.run_once()
+    [alert] = list_alerts(store, GW)
+    assert (alert["status"], alert["escalations"]) == ("escalated", 1)
+    assert alert["tier"] != "desk"
+    with store.db.read() as conn:
+        actions = [r.action for r in conn.execute(
+            sa.select(audit.c.action).where(audit.c.target == f"alert:{alert['id']}"))]
+        recorded = conn.execute(sa.select(escalations.c.to_tier, escalations.c.by)).all()
+    assert actions == ["alert.escalated"]
+    assert [tuple(r) for r in recorded] == [(alert["tier"], "system")]
+    Supervisor(store, clock).run_once()  # a restarted central does not escalate it again
+    assert list_alerts(store, GW)[0]["escalations"] == 1
