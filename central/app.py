@@ -13,7 +13,7 @@ from central.api_docs import add_api_docs
 from central.db.engine import Database
 from central.db.migrate import upgrade
 from central.ingest.session import Ingest
-from central.routers import alerts, gateways, plans, reports, visits
+from central.routers import alerts, gateways, plans, reports, visits, webhooks
 from central.settings import CentralSettings
 from central.store import Store
 from central.supervision.runner import Supervisor
@@ -65,7 +65,7 @@ def create_app(
     app = FastAPI(title="HomeCall central", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     add_api_docs(app)
-    for module in (plans, visits, alerts, gateways, reports):
+    for module in (plans, visits, alerts, gateways, reports, webhooks):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])

@@ -38,6 +38,8 @@ from central.db.tables import (
     incidents,
     plans,
     rejected_messages,
+    webhook_deliveries,
+    webhook_subscriptions,
 )
 from central.db.tables import gateways as gateways_table
 from central.ingest.alerts import (
@@ -267,6 +269,59 @@ class Store(EventStore):
         with self.db.read() as conn:
             return list(conn.execute(sa.select(alerts).where(
                 alerts.c.status.in_(sorted(AWAITING_ACKNOWLEDGEMENT))).order_by(alerts.c.id)))
+
+    # -- webhooks ---------------------------------------------------------------------
+    def add_webhook(self, organisation_id: str, url: str, secret: str, events: str,
+                    now: datetime, who: str) -> int:
+        with self.db.write() as conn:
+            sub_id = conn.execute(sa.insert(webhook_subscriptions).values(
+                organisation_id=organisation_id, url=url, secret=secret, events=events,
+                created_at=format_utc(now)).returning(webhook_subscriptions.c.id)).scalar_one()
+            write_audit(conn, now, who, "webhook.added", f"webhook:{sub_id}",
+                        {"url": url, "events": events})
+        return int(sub_id)
+
+    def due_deliveries(self, now: datetime) -> list[Any]:
+        """Pending deliveries due by ``now`` with their subscription's url and secret."""
+        with self.db.read() as conn:
+            return list(conn.execute(
+                sa.select(webhook_deliveries, webhook_subscriptions.c.url,
+                          webhook_subscriptions.c.secret)
+                .join(webhook_subscriptions,
+                      webhook_subscriptions.c.id == webhook_deliveries.c.subscription_id)
+                .where(webhook_deliveries.c.state == "pending",
+                       webhook_deliveries.c.next_attempt_at <= format_utc(now))
+                .order_by(webhook_deliveries.c.id)))
+
+    def next_delivery_at(self) -> datetime | None:
+        with self.db.read() as conn:
+            value = conn.execute(sa.select(sa.func.min(webhook_deliveries.c.next_attempt_at))
+                                 .where(webhook_deliveries.c.state == "pending")).scalar()
+        return parse_utc(value) if value else None
+
+    def record_delivery(self, delivery_id: int, *, attempts: int, state: str,
+                        status: int | None, error: str | None, next_attempt_at: datetime | None,
+                        now: datetime) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.update(webhook_deliveries).where(
+                webhook_deliveries.c.id == delivery_id).values(
+                attempts=attempts, state=state, last_status=status, last_error=error,
+                next_attempt_at=format_utc(next_attempt_at) if next_attempt_at else None,
+                delivered_at=format_utc(now) if state == "delivered" else None))
+
+    def deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+        """The delivery log (bodies left out), oldest first."""
+        query = sa.select(
+            webhook_deliveries.c.id, webhook_deliveries.c.subscription_id,
+            webhook_deliveries.c.alert_id, webhook_deliveries.c.event,
+            webhook_deliveries.c.attempts, webhook_deliveries.c.state,
+            webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.last_status,
+            webhook_deliveries.c.last_error, webhook_deliveries.c.delivered_at,
+        ).order_by(webhook_deliveries.c.id)
+        if alert_id is not None:
+            query = query.where(webhook_deliveries.c.alert_id == alert_id)
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def mark_offline(self, gateway_id: str, since: datetime) -> None:
         """Central counts the gateway offline from ``since`` (missed heartbeats)."""

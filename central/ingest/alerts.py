@@ -35,7 +35,19 @@ from central.alerts.lifecycle import (
     apply,
 )
 from central.alerts.outcomes import OutcomeCatalogue
-from central.db.tables import alerts, audit, escalations
+from central.db.tables import (
+    alerts,
+    audit,
+    escalations,
+    webhook_deliveries,
+    webhook_subscriptions,
+)
+from central.notify.webhooks import (
+    AlertNotification,
+    NotificationEvent,
+    NotifiedAlert,
+    body_bytes,
+)
 from central.supervision.dedupe import PER_CARER_TYPES
 from homecall.clock import format_utc, parse_utc
 
@@ -120,7 +132,39 @@ def raise_alert(conn: Connection, raise_: Raise, received_at: datetime) -> tuple
             tier_since=format_utc(received_at),
         ).returning(alerts.c.id)
     ).scalar_one()
+    enqueue_webhooks(conn, int(alert_id), "alert.raised", received_at)
     return int(alert_id), "created"
+
+
+def enqueue_webhooks(conn: Connection, alert_id: int, event: NotificationEvent,
+                     now: datetime) -> int:
+    """Queue one delivery per active subscription for ``event`` on the alert (in the
+    caller's transaction, so a notification exists exactly when the change does). The body
+    is built now and kept: every retry sends the same bytes and delivery id."""
+    subscriptions = conn.execute(sa.select(
+        webhook_subscriptions.c.id, webhook_subscriptions.c.organisation_id,
+        webhook_subscriptions.c.events).where(webhook_subscriptions.c.active == 1)).all()
+    wanted = [s for s in subscriptions if event.removeprefix("alert.") in s.events.split(",")]
+    if not wanted:
+        return 0
+    row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).one()
+    for subscription in wanted:
+        notification = AlertNotification(
+            event=event, delivery_id=f"{alert_id}-{event}-{row.escalations}-{subscription.id}",
+            organisation_id=subscription.organisation_id, occurred_at=now,
+            escalated_to=row.tier if event == "alert.escalated" else None,
+            alert=NotifiedAlert(
+                id=str(alert_id), type=row.type, severity=row.severity, state=row.status,
+                tier=row.tier, household_id=row.gateway_id, gateway_id=row.gateway_id,
+                visit_id=row.visit_id, service_user_id=row.service_user_id,
+                raised_at=parse_utc(row.raised_at), received_at=_time(row.received_at),
+                raised_by=row.raised_by, escalations=row.escalations),
+        )
+        conn.execute(sa.insert(webhook_deliveries).values(
+            subscription_id=subscription.id, alert_id=alert_id, event=event,
+            body=body_bytes(notification).decode(), next_attempt_at=format_utc(now),
+            created_at=format_utc(now)))
+    return len(wanted)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -171,6 +215,7 @@ def move(conn: Connection, row: Row[Any], command: Command, actor: Actor, now: d
         conn.execute(sa.insert(escalations).values(
             alert_id=row.id, at=format_utc(now), from_tier=before.tier, to_tier=after.tier,
             by=actor.user_id))
+        enqueue_webhooks(conn, int(row.id), "alert.escalated", now)
     return after, entry
 
 

@@ -30,6 +30,7 @@ from central.alerts import AlertDeskError
 from central.alerts.actors import SYSTEM
 from central.alerts.escalation import EscalationPolicy, due_escalation, next_escalation
 from central.ingest.alerts import Raise, record_of
+from central.notify.delivery import WebhookSender
 from central.store import Store
 from central.supervision.backup import (
     BackupHousehold,
@@ -84,6 +85,7 @@ class Supervisor:
         self._lock = threading.Lock()  # one run at a time
         self.runs = 0
         self.policy = policy or EscalationPolicy()
+        self.webhooks = WebhookSender(store, clock)
         #: clock seconds per real second (heartbeats are real-time intervals)
         self.speed = float(getattr(clock, "speed", 1.0))
 
@@ -137,6 +139,13 @@ class Supervisor:
                 except Exception:
                     log.exception("supervision of gateway %s failed", row.id)
             upcoming += self._escalate()
+            try:
+                next_delivery = self.webhooks.deliver_due()
+            except Exception:
+                log.exception("webhook delivery failed")
+                next_delivery = None
+            if next_delivery is not None:
+                upcoming.append(next_delivery)
             return min(upcoming, default=None)
 
     def _escalate(self) -> list[datetime]:

@@ -90,7 +90,7 @@ def upgrade() -> None:
         sa.Column("organisation_id", sa.Text, nullable=False),
         sa.Column("url", sa.Text, nullable=False),
         sa.Column("secret", sa.Text, nullable=False),
-        sa.Column("events", sa.Text, nullable=False, server_default="new,escalated"),
+        sa.Column("events", sa.Text, nullable=False, server_default="raised,escalated"),
         sa.Column("active", sa.Integer, nullable=False, server_default="1"),
         sa.Column("created_at", sa.Text, nullable=False),
         sqlite_autoincrement=True,
