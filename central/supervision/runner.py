@@ -83,6 +83,8 @@ class Supervisor:
         self.clock = clock
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()  # one run at a time
+        self._schedule_lock = threading.Lock()
+        self._stopping = False
         self.runs = 0
         self.policy = policy or EscalationPolicy()
         self.webhooks = WebhookSender(store, clock)
@@ -91,12 +93,17 @@ class Supervisor:
 
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
+        self._stopping = False
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run is noise
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._scheduler.start()
         self.wake()
 
     def stop(self) -> None:
+        # No job may re-arm itself once shutdown starts: APScheduler's shutdown holds its
+        # job-store lock while it waits for a running job, and add_job needs that lock.
+        with self._schedule_lock:
+            self._stopping = True
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
@@ -106,10 +113,11 @@ class Supervisor:
         self._schedule(datetime.now(UTC))
 
     def _schedule(self, real_at: datetime) -> None:
-        if self._scheduler is None:
-            return
-        self._scheduler.add_job(self._run_and_reschedule, "date", run_date=real_at, id=_JOB,
-                                replace_existing=True, misfire_grace_time=None)
+        with self._schedule_lock:
+            if self._scheduler is None or self._stopping:
+                return
+            self._scheduler.add_job(self._run_and_reschedule, "date", run_date=real_at, id=_JOB,
+                                    replace_existing=True, misfire_grace_time=None)
 
     def _run_and_reschedule(self) -> None:
         try:

@@ -8,6 +8,7 @@ alert once. A new Supervisor (a restarted central) raises nothing twice."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,7 @@ from homecall.clock import ManualClock
 from homecall.plan import PlanDocument
 from homecall.wire import EventType, Severity
 from tests.central.test_store import GW, Chain, pairs
+from tests.conftest import wait_for
 
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # 07:00 local (GMT in March)
 NEVER_ESCALATE = EscalationPolicy(acknowledge_within_min={s: None for s in SEVERITIES})
@@ -161,3 +163,23 @@ def test_an_unacknowledged_critical_alert_is_escalated_and_audited(store: Store)
     assert [tuple(r) for r in recorded] == [(alert["tier"], "system")]
     Supervisor(store, clock).run_once()  # a restarted central does not escalate it again
     assert list_alerts(store, GW)[0]["escalations"] == 1
+
+
+def test_the_scheduled_supervisor_runs_by_itself_and_stops_cleanly(store: Store) -> None:
+    clock = ManualClock(START)
+    chain = Chain()  # a critical alert: each run re-arms for its escalation
+    store.store_events(pairs(chain.next(EventType.NO_ACCESS, visit_id="v1",
+                                        severity=Severity.CRITICAL)), START)
+    supervisor = Supervisor(store, clock)
+    supervisor.start()
+    try:
+        wait_for(lambda: supervisor.runs >= 1, message="the first scheduled run")
+        clock.set(START + timedelta(minutes=5))
+        supervisor.wake()
+        wait_for(lambda: list_alerts(store, GW)[0]["status"] == "escalated",
+                 message="escalation by the scheduled run")
+    finally:
+        stopper = threading.Thread(target=supervisor.stop)
+        stopper.start()
+        stopper.join(timeout=30)
+    assert not stopper.is_alive(), "Supervisor.stop() hung"
