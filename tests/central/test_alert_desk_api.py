@@ -171,3 +171,11 @@ def test_no_access_checklist_ticks_record_time_and_user(desk: Any) -> None:
     twice = client.post(f"/api/alerts/{alert_id}/incident/checklist/{first}", headers=MONA,
                         json={})
     assert twice.status_code == 409 and "already ticked by mona" in twice.json()["detail"]
+
+
+def test_health_is_not_ready_without_the_broker(desk: Any) -> None:
+    client, _, _ = desk
+    reply = client.get("/api/health")
+    assert reply.status_code == 503
+    assert (reply.json()["ok"], reply.json()["database_ok"], reply.json()["broker_connected"]
+            ) == (False, True, False)

@@ -71,6 +71,7 @@ def central(broker: MosquittoBroker, database_url: str) -> Iterator[TestClient]:
     with TestClient(app) as client:
         wait_for(lambda: client.get("/api/health").json()["broker_connected"],
                  message="central to connect")
+        assert client.get("/api/health").status_code == 200  # database and broker: ready
         yield client
 
 
