@@ -385,3 +385,51 @@ def report(store: Store, gateway_id: str | None = None, *,
         "events_lost": lost,
         "events_duplicated": duplicated,
     }
+
+
+#: Audit actions on alerts -> the change the live stream reports.
+STREAM_KINDS = {
+    "alert.acknowledged": "acknowledged", "alert.escalated": "escalated",
+    "alert.resolved": "resolved", "alert.auto_resolved": "resolved",
+    "alert.superseded": "superseded", "alert.reopened": "reopened",
+}
+
+
+def alert_changes(store: Store, after_alert: int, after_audit: int, *,
+                  gateways: Collection[str] | None = None,
+                  ) -> tuple[list[dict[str, Any]], int, int]:
+    """Alert changes after the given positions, in order: ``new`` for each alert stored
+    since ``after_alert`` and one change per lifecycle audit entry since ``after_audit``.
+    Returns (changes, new alert position, new audit position) for the live stream."""
+    with store.db.read() as conn:
+        new_rows = conn.execute(
+            sa.select(alerts_table).where(alerts_table.c.id > after_alert,
+                                          *_scoped(alerts_table.c.gateway_id, None, gateways))
+            .order_by(alerts_table.c.id).limit(500)).all()
+        entries = conn.execute(
+            sa.select(audit.c.id, audit.c.at, audit.c.who, audit.c.action, audit.c.target)
+            .where(audit.c.id > after_audit, audit.c.action.in_(sorted(STREAM_KINDS)))
+            .order_by(audit.c.id).limit(500)).all()
+        ids = {int(e.target.removeprefix("alert:")) for e in entries}
+        touched = {r.id: r for r in conn.execute(
+            sa.select(alerts_table).where(alerts_table.c.id.in_(sorted(ids))))} if ids else {}
+    changes: list[dict[str, Any]] = [
+        {"change": "new", "alert": _alert_row(r)} for r in new_rows]
+    last_alert = int(new_rows[-1].id) if new_rows else after_alert
+    last_audit = after_audit
+    for entry in entries:
+        last_audit = int(entry.id)
+        row = touched.get(int(entry.target.removeprefix("alert:")))
+        if row is None or not in_scope(row.gateway_id, gateways):
+            continue
+        changes.append({"change": STREAM_KINDS[entry.action], "at": entry.at,
+                        "by": entry.who, "alert": _alert_row(row)})
+    return changes, last_alert, last_audit
+
+
+def stream_start(store: Store) -> tuple[int, int]:
+    """The current (alert, audit) positions: a new stream reports changes after these."""
+    with store.db.read() as conn:
+        alert_max = conn.execute(sa.select(sa.func.max(alerts_table.c.id))).scalar()
+        audit_max = conn.execute(sa.select(sa.func.max(audit.c.id))).scalar()
+    return int(alert_max or 0), int(audit_max or 0)

@@ -9,11 +9,14 @@ outcome is 422. The SQL lives in :mod:`central.store` and :mod:`central.views`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from central.alerts import AlertDeskError
@@ -37,7 +40,7 @@ from central.alerts.lifecycle import (
 from central.alerts.outcomes import DEFAULT_OUTCOMES, InvalidOutcome, OutcomeCatalogue
 from central.deps import ActorDep, ClockDep, DeskActorDep, StoreDep
 from central.store import NotFound, Superseded
-from central.views import BadCursor, alert_detail, alert_page
+from central.views import BadCursor, alert_changes, alert_detail, alert_page, stream_start
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -125,6 +128,47 @@ def alerts(
     if next_cursor:
         response.headers["X-Next-Cursor"] = next_cursor
     return page
+
+
+@router.get("/stream")
+async def stream(store: StoreDep, request: Request,
+                 since: str | None = Query(None, pattern=r"^\d+:\d+$"),
+                 max_events: int | None = Query(None, ge=1)) -> StreamingResponse:
+    """Server-sent events of alert changes for the dashboard: ``new``, ``acknowledged``,
+    ``escalated``, ``resolved`` (also by itself), ``superseded``, ``reopened``; each
+    ``data:`` is JSON with the alert. Checked twice a second; a comment line every 15 s
+    keeps proxies from closing it. Each event's ``id:`` is a position; a client that
+    reconnects passes the last one as ``since`` (or the ``Last-Event-ID`` header) and misses
+    nothing. ``max_events`` ends the stream after that many (scripts).
+    Login is required once staff accounts land (the route takes the same dependency then)."""
+    resume = since or request.headers.get("last-event-id")
+    if resume and ":" in resume:
+        alert_pos, _, audit_pos = resume.partition(":")
+        after_alert, after_audit = int(alert_pos), int(audit_pos)
+    else:
+        after_alert, after_audit = await asyncio.to_thread(stream_start, store)
+
+    async def events() -> AsyncIterator[str]:
+        nonlocal after_alert, after_audit
+        sent = 0
+        idle = 0.0
+        while not await request.is_disconnected():
+            changes, after_alert, after_audit = await asyncio.to_thread(
+                alert_changes, store, after_alert, after_audit)
+            for change in changes:
+                yield (f"id: {after_alert}:{after_audit}\nevent: {change['change']}\n"
+                       f"data: {json.dumps(change)}\n\n")
+                sent += 1
+                if max_events is not None and sent >= max_events:
+                    return
+            idle = 0.0 if changes else idle + 0.5
+            if idle >= 15:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(0.5)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/outcomes")

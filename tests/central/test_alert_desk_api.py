@@ -5,6 +5,8 @@ visit worked to an outcome with its incident record signed off by a manager."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,6 +19,7 @@ from central.app import create_app
 from central.deps import get_desk_actor
 from central.settings import CentralSettings
 from central.store import Store
+from central.views import stream_start
 from homecall.clock import ManualClock
 from homecall.plan import PlanDocument
 from homecall.wire import EventType, Severity
@@ -179,3 +182,34 @@ def test_health_is_not_ready_without_the_broker(desk: Any) -> None:
     assert reply.status_code == 503
     assert (reply.json()["ok"], reply.json()["database_ok"], reply.json()["broker_connected"]
             ) == (False, True, False)
+
+
+def test_the_live_stream_reports_new_and_acknowledged_alerts(desk: Any) -> None:
+    client, store, _ = desk
+    chain = Chain()
+    store.store_events(pairs(chain.next(EventType.UNKNOWN_TAG)), T0)  # before: not reported
+    lines: list[str] = []
+    alert_pos, audit_pos = stream_start(store)  # what a dashboard last saw
+
+    def listen() -> None:
+        with client.stream("GET", "/api/alerts/stream", params={
+                "max_events": 2, "since": f"{alert_pos}:{audit_pos}"}) as reply:
+            assert reply.headers["content-type"].startswith("text/event-stream")
+            lines.extend(line for line in reply.iter_lines() if line)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        store.store_events(pairs(chain.next(EventType.DOOR_LEFT_OPEN,
+                                            severity=Severity.HIGH)), T0)
+        door = client.get("/api/alerts", params={"type": "door_left_open"}).json()[0]["id"]
+        client.post(f"/api/alerts/{door}/acknowledge", headers=MONA).raise_for_status()
+    finally:
+        listener.join(timeout=30)
+    assert not listener.is_alive()
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    assert events == ["new", "acknowledged"]
+    data = [json.loads(line.removeprefix("data: ")) for line in lines
+            if line.startswith("data: ")]
+    assert [d["alert"]["id"] for d in data] == [door, door]
+    assert data[1]["by"] == "mona"
