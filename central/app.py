@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from central.api_docs import add_api_docs
 from central.auth import router as auth_router
-from central.db.engine import Database
+from central.db.engine import Database, DatabaseError
 from central.db.migrate import upgrade
 from central.ingest.session import Ingest
 from central.people.routers import ROUTERS as PEOPLE_ROUTERS
-from central.routers import alerts, gateways, plans, reports, visits
+from central.routers import alerts, gateways, plans, reports, visits, webhooks
 from central.settings import CentralSettings
 from central.store import Store
-from homecall.clock import Clock, clock_from_spec
+from central.supervision.runner import Supervisor
+from homecall.clock import Clock, clock_from_spec, format_utc
 
 
 def create_app(
@@ -45,11 +45,20 @@ def create_app(
         app.state.ingest = ingest
         app.state.clock = clock
         app.state.settings = settings
+        supervisor = Supervisor(store, clock) if ingest is not None and settings.supervise \
+            else None
+        app.state.supervisor = supervisor
         if ingest is not None:
+            if supervisor is not None:
+                ingest.status_listeners.append(supervisor.wake)
             ingest.start()
+        if supervisor is not None:
+            supervisor.start()
         try:
             yield
         finally:
+            if supervisor is not None:
+                supervisor.stop()
             if ingest is not None:
                 ingest.stop()
             db.dispose()
@@ -61,17 +70,25 @@ def create_app(
     app.include_router(auth_router.users_router)
     for people_router in PEOPLE_ROUTERS:
         app.include_router(people_router)
-    for module in (plans, visits, alerts, gateways, reports):
+    for module in (plans, visits, alerts, gateways, reports, webhooks):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])
-    def health() -> dict[str, Any]:
+    def health() -> JSONResponse:
+        """Ready (200, ``ok: true``) only when the database answers and the broker is
+        connected; otherwise 503 with which of the two is missing."""
         ingest: Ingest | None = app.state.ingest
-        return {
-            "ok": True,
-            "broker_connected": bool(ingest and ingest.connected.is_set()),
-            "time": app.state.clock.now(),
-        }
+        broker = bool(ingest and ingest.connected.is_set())
+        try:
+            app.state.db.check()
+            database = True
+        except DatabaseError:
+            database = False
+        ready = broker and database
+        return JSONResponse(status_code=200 if ready else 503, content={
+            "ok": ready, "broker_connected": broker, "database_ok": database,
+            "time": format_utc(app.state.clock.now()),
+        })
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:

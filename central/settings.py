@@ -24,6 +24,8 @@ class CentralSettings(BaseSettings):
     http_port: int = 8000
     ingest_batch: int = 500
     broker_report_s: float = 10.0  # how often "broker unreachable" is logged until connected
+    #: Gateway liveness and backup detection in this process (off: another process does it).
+    supervise: bool = True
     signing_key_path: Path | None = None  # raw/hex Ed25519 private key: signs gateway plans
     #: Staff sessions: a browser session cookie lasts this long, a bearer token longer.
     session_hours: float = 12.0

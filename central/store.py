@@ -13,18 +13,51 @@ authentication, it only applies the set it is given.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from central.db.tables import alerts, audit, plans, rejected_messages
+from central.alerts.actors import Actor
+from central.alerts.incidents import IncidentRecord, missing_for_resolution
+from central.alerts.lifecycle import (
+    AWAITING_ACKNOWLEDGEMENT,
+    Acknowledge,
+    AlertRecord,
+    Command,
+    Resolve,
+)
+from central.alerts.outcomes import OutcomeCatalogue
+from central.db.tables import (
+    alerts,
+    checklist_ticks,
+    events,
+    incidents,
+    plans,
+    rejected_messages,
+    webhook_deliveries,
+    webhook_subscriptions,
+)
 from central.db.tables import gateways as gateways_table
-from central.ingest.events import EventStore, StoreError, StoreResult, ensure_gateway
-from homecall.clock import format_utc
+from central.ingest.alerts import (
+    Raise,
+    RaiseResult,
+    load_for_update,
+    move,
+    raise_alert,
+    write_audit,
+)
+from central.ingest.events import (
+    PLACEHOLDER_TYPES,
+    EventStore,
+    StoreError,
+    StoreResult,
+    ensure_gateway,
+)
+from homecall.clock import format_utc, parse_utc
 from homecall.plan import GatewayPlan, PlanDocument
 
 __all__ = ["NotFound", "OutOfScope", "Store", "StoreError", "StoreResult", "Superseded"]
@@ -46,10 +79,10 @@ def in_scope(gateway_id: str, gateways: Collection[str] | None) -> bool:
     return gateways is None or gateway_id in gateways
 
 
-def write_audit(conn: Connection, now: datetime, who: str, action: str, target: str,
-                detail: dict[str, Any]) -> None:
-    conn.execute(sa.insert(audit).values(
-        at=format_utc(now), who=who, action=action, target=target, detail=json.dumps(detail)))
+def _load_incident(conn: Connection, alert_id: int) -> IncidentRecord | None:
+    record = conn.execute(sa.select(incidents.c.record).where(
+        incidents.c.alert_id == alert_id)).scalar()
+    return IncidentRecord.model_validate_json(record) if record else None
 
 
 class Store(EventStore):
@@ -98,25 +131,216 @@ class Store(EventStore):
     # -- alerts ----------------------------------------------------------------------------
     def update_alert(self, alert_id: int, status: str, outcome: str | None, now: datetime,
                      who: str, *, gateways: Collection[str] | None = None) -> str:
-        """Set an alert's status (acknowledged / resolved), audited; returns the previous
-        status. :class:`NotFound` if there is no such alert in ``gateways``;
-        :class:`Superseded` if a newer alert replaced it."""
+        """The simple status update (acknowledged / resolved) kept for scripts and the demo,
+        mapped onto the lifecycle as a monitor: ``resolved`` acknowledges first if nobody
+        has, then resolves with ``outcome`` as the note (code ``other``; an outcome code
+        from the catalogue is used as the code). Returns the previous status.
+        :class:`NotFound` if there is no such alert in ``gateways``; :class:`Superseded` if
+        a newer alert replaced it; the lifecycle's errors for anything else it refuses."""
+        actor = Actor(who, "monitor")
         with self.db.write() as conn:
-            row = conn.execute(
-                sa.select(alerts.c.status, alerts.c.gateway_id)
-                .where(alerts.c.id == alert_id).with_for_update()
-            ).first()
+            row = load_for_update(conn, alert_id)
             if row is None or not in_scope(row.gateway_id, gateways):
                 raise NotFound(f"no alert {alert_id}")
-            if row.status == "superseded":
+            previous = str(row.status)
+            if previous == "superseded":
                 raise Superseded("alert was superseded; work the newer one")
-            conn.execute(
-                sa.update(alerts).where(alerts.c.id == alert_id)
-                .values(status=status, updated_at=format_utc(now), updated_by=who)
-            )
-            write_audit(conn, now, who, f"alert.{status}", f"alert:{alert_id}",
-                        {"outcome": outcome, "previous": row.status})
-        return str(row.status)
+            if status == "acknowledged" or previous in ("open", "escalated"):
+                move(conn, row, Acknowledge(), actor, now)
+            if status == "resolved":
+                catalogue = OutcomeCatalogue.default()
+                code = outcome if outcome in catalogue.codes else "other"
+                note = outcome or "resolved through the status update"
+                row = load_for_update(conn, alert_id)
+                assert row is not None
+                move(conn, row, Resolve(outcome=code, note=note,
+                                        incident=_load_incident(conn, alert_id)), actor, now)
+        return previous
+
+    def raise_by_central(self, raise_: Raise, now: datetime) -> tuple[int, RaiseResult]:
+        """Store an alert central raised itself (backup detection, gateway supervision),
+        under the one-alert-per-(gateway, visit, type) rule; ``received_at`` is ``now``."""
+        if raise_.side != "central":
+            raise StoreError("raise_by_central takes central's own raises")
+        with self.db.write() as conn:
+            ensure_gateway(conn, raise_.gateway_id, lock=True)
+            return raise_alert(conn, raise_, now)
+
+    def move_alert(self, alert_id: int, command: Command, actor: Actor, now: datetime, *,
+                   gateways: Collection[str] | None = None,
+                   outcomes: OutcomeCatalogue | None = None) -> AlertRecord:
+        """One lifecycle move on a stored alert, audited; returns the alert after it.
+
+        :class:`NotFound` if there is no such alert in ``gateways``; the lifecycle's
+        :class:`~central.alerts.lifecycle.IllegalTransition` (with the reason) for a move it
+        does not allow, ``InvalidOutcome`` / ``IncidentIncomplete`` for a resolution that
+        lacks what it needs."""
+        with self.db.write() as conn:
+            row = load_for_update(conn, alert_id)
+            if row is None or not in_scope(row.gateway_id, gateways):
+                raise NotFound(f"no alert {alert_id}")
+            if isinstance(command, Resolve) and command.incident is None:
+                command = replace(command, incident=_load_incident(conn, alert_id))
+            after, _ = move(conn, row, command, actor, now, outcomes=outcomes)
+        return after
+
+    def incident(self, alert_id: int, *,
+                 gateways: Collection[str] | None = None) -> IncidentRecord | None:
+        """The alert's incident record (``None``: not started). :class:`NotFound` if there
+        is no such alert in ``gateways``."""
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(alerts.c.gateway_id).where(
+                alerts.c.id == alert_id)).first()
+            if row is None or not in_scope(row.gateway_id, gateways):
+                raise NotFound(f"no alert {alert_id}")
+            return _load_incident(conn, alert_id)
+
+    def change_incident(
+        self, alert_id: int, change: Callable[[IncidentRecord], IncidentRecord], actor: Actor,
+        now: datetime, *, gateways: Collection[str] | None = None,
+    ) -> IncidentRecord:
+        """Apply ``change`` to the alert's incident record (started by ``actor`` if there is
+        none yet) and store it, audited; checklist ticks are also kept as rows (step, time,
+        user). The record's own rules (:mod:`central.alerts.incidents`) raise
+        ``IncidentError`` for what they refuse."""
+        with self.db.write() as conn:
+            row = load_for_update(conn, alert_id)
+            if row is None or not in_scope(row.gateway_id, gateways):
+                raise NotFound(f"no alert {alert_id}")
+            before = _load_incident(conn, alert_id)
+            record = before or IncidentRecord.start(str(alert_id), row.type, actor, now)
+            after = change(record)
+            values = {"record": after.model_dump_json(), "updated_at": format_utc(now),
+                      "updated_by": actor.user_id,
+                      "signed_off_by": after.sign_off.by if after.sign_off else None,
+                      "signed_off_at": format_utc(after.sign_off.at) if after.sign_off else None}
+            if before is None:
+                conn.execute(sa.insert(incidents).values(alert_id=alert_id, **values))
+            else:
+                conn.execute(sa.update(incidents).where(incidents.c.alert_id == alert_id)
+                             .values(**values))
+            old_ticks = {t.step_id for t in (record.checklist.ticks if record.checklist else ())}
+            for new_tick in (after.checklist.ticks if after.checklist else ()):
+                if new_tick.step_id not in old_ticks:
+                    conn.execute(sa.insert(checklist_ticks).values(
+                        alert_id=alert_id, step=new_tick.step_id,
+                        ticked_at=format_utc(new_tick.at), ticked_by=new_tick.by,
+                        note=new_tick.note))
+            write_audit(conn, now, actor.user_id,
+                        "incident.started" if before is None else "incident.updated",
+                        f"alert:{alert_id}", {"missing": len(missing_for_resolution(after))})
+        return after
+
+    # -- supervision: what the runner reads and records --------------------------------
+    def supervision_rows(self) -> list[Any]:
+        """Every gateway's row (state, last status, offline_since, caught_up_at)."""
+        with self.db.read() as conn:
+            return list(conn.execute(sa.select(gateways_table).order_by(gateways_table.c.id)))
+
+    def plan_history(self, gateway_id: str) -> list[tuple[datetime, GatewayPlan]]:
+        """Every plan version of the gateway with when it was stored, oldest first."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(plans.c.created_at, plans.c.gateway_plan)
+                .where(plans.c.gateway_id == gateway_id).order_by(plans.c.version)).all()
+        return [(parse_utc(r.created_at), GatewayPlan.model_validate_json(r.gateway_plan))
+                for r in rows]
+
+    def backup_facts(self, gateway_id: str) -> tuple[list[Any], list[Any]]:
+        """(the gateway's stored events in seq order, central's own raises) for rebuilding
+        its household's rules state."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(events.c.seq, events.c.type, events.c.time, events.c.visit_id,
+                          events.c.service_user_id, events.c.carer_id, events.c.clock_ok,
+                          events.c.data, events.c.received_at)
+                .where(events.c.gateway_id == gateway_id,
+                       events.c.type.not_in(sorted(PLACEHOLDER_TYPES)))
+                .order_by(events.c.seq)).all()
+            raised = conn.execute(
+                sa.select(alerts.c.type, alerts.c.visit_id, alerts.c.carer_id,
+                          alerts.c.received_at)
+                .where(alerts.c.gateway_id == gateway_id, alerts.c.raised_by == "central",
+                       alerts.c.visit_id.is_not(None))).all()
+        return list(rows), list(raised)
+
+    def awaiting_acknowledgement(self) -> list[Any]:
+        """Alerts nobody has taken yet (open or escalated), every column, oldest first."""
+        with self.db.read() as conn:
+            return list(conn.execute(sa.select(alerts).where(
+                alerts.c.status.in_(sorted(AWAITING_ACKNOWLEDGEMENT))).order_by(alerts.c.id)))
+
+    # -- webhooks ---------------------------------------------------------------------
+    def add_webhook(self, organisation_id: str, url: str, secret: str, events: str,
+                    now: datetime, who: str) -> int:
+        with self.db.write() as conn:
+            sub_id = conn.execute(sa.insert(webhook_subscriptions).values(
+                organisation_id=organisation_id, url=url, secret=secret, events=events,
+                created_at=format_utc(now)).returning(webhook_subscriptions.c.id)).scalar_one()
+            write_audit(conn, now, who, "webhook.added", f"webhook:{sub_id}",
+                        {"url": url, "events": events})
+        return int(sub_id)
+
+    def due_deliveries(self, now: datetime) -> list[Any]:
+        """Pending deliveries due by ``now`` with their subscription's url and secret."""
+        with self.db.read() as conn:
+            return list(conn.execute(
+                sa.select(webhook_deliveries, webhook_subscriptions.c.url,
+                          webhook_subscriptions.c.secret)
+                .join(webhook_subscriptions,
+                      webhook_subscriptions.c.id == webhook_deliveries.c.subscription_id)
+                .where(webhook_deliveries.c.state == "pending",
+                       webhook_deliveries.c.next_attempt_at <= format_utc(now))
+                .order_by(webhook_deliveries.c.id)))
+
+    def next_delivery_at(self) -> datetime | None:
+        with self.db.read() as conn:
+            value = conn.execute(sa.select(sa.func.min(webhook_deliveries.c.next_attempt_at))
+                                 .where(webhook_deliveries.c.state == "pending")).scalar()
+        return parse_utc(value) if value else None
+
+    def record_delivery(self, delivery_id: int, *, attempts: int, state: str,
+                        status: int | None, error: str | None, next_attempt_at: datetime | None,
+                        now: datetime) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.update(webhook_deliveries).where(
+                webhook_deliveries.c.id == delivery_id).values(
+                attempts=attempts, state=state, last_status=status, last_error=error,
+                next_attempt_at=format_utc(next_attempt_at) if next_attempt_at else None,
+                delivered_at=format_utc(now) if state == "delivered" else None))
+
+    def deliveries(self, alert_id: int | None = None, *,
+                   organisation_id: str | None = None) -> list[dict[str, Any]]:
+        """The delivery log (bodies left out), oldest first; only ``organisation_id``'s
+        subscriptions' deliveries when given (None: every organisation's)."""
+        query = sa.select(
+            webhook_deliveries.c.id, webhook_deliveries.c.subscription_id,
+            webhook_deliveries.c.alert_id, webhook_deliveries.c.event,
+            webhook_deliveries.c.attempts, webhook_deliveries.c.state,
+            webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.last_status,
+            webhook_deliveries.c.last_error, webhook_deliveries.c.delivered_at,
+        ).order_by(webhook_deliveries.c.id)
+        if alert_id is not None:
+            query = query.where(webhook_deliveries.c.alert_id == alert_id)
+        if organisation_id is not None:
+            query = query.where(webhook_deliveries.c.subscription_id.in_(
+                sa.select(webhook_subscriptions.c.id).where(
+                    webhook_subscriptions.c.organisation_id == organisation_id)))
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def mark_offline(self, gateway_id: str, since: datetime) -> None:
+        """Central counts the gateway offline from ``since`` (missed heartbeats)."""
+        with self.db.write() as conn:
+            conn.execute(sa.update(gateways_table).where(
+                gateways_table.c.id == gateway_id, gateways_table.c.state == "online",
+            ).values(state="offline", offline_since=format_utc(since)))
+
+    def has_alert_since(self, gateway_id: str, alert_type: str, since: datetime) -> bool:
+        with self.db.read() as conn:
+            return conn.execute(sa.select(alerts.c.id).where(
+                alerts.c.gateway_id == gateway_id, alerts.c.type == alert_type,
+                alerts.c.raised_at >= format_utc(since)).limit(1)).first() is not None
 
     # -- audit and what ingest kept aside --------------------------------------------------
     def audit(self, now: datetime, who: str, action: str, target: str,

@@ -40,6 +40,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "fleet": ("homecall.benchmarks.fleet", "N gateways on the wire vs one broker and central"),
     "poison": ("homecall.benchmarks.poison",
                "a good gateway's event delay while a hostile one floods central with poison"),
+    "backup": ("homecall.benchmarks.backup", "deadline -> backup alert stored"),
     "all": ("homecall.benchmarks.all", "every bench above, one after another (make bench)"),
 }
 

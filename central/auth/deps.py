@@ -17,6 +17,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from central.alerts.actors import Actor
+from central.alerts.actors import Role as DeskRole
 from central.auth.service import Accounts, AuthUser, Role, ThrottlePolicy
 from central.deps import ClockDep, DbDep
 from central.people.repository import People
@@ -88,6 +90,27 @@ PeopleEditor = Annotated[AuthUser, Depends(require_roles("coordinator", "manager
 HomeEditor = Annotated[AuthUser, Depends(require_roles("installer", "manager"))]
 #: Managing staff accounts (a manager within their organisation).
 UserManager = Annotated[AuthUser, Depends(require_roles("manager"))]
+#: The alert desk's role for each login role that works alerts. Monitoring staff and the
+#: out-of-hours duty team log in as ``monitor``; a manager (and an admin) may also reopen a
+#: resolved alert and sign off an incident record.
+DESK_ROLES: dict[Role, DeskRole] = {"monitor": "monitor", "manager": "manager",
+                                    "admin": "manager"}
+
+
+def get_desk_actor(user: AlertWorker) -> Actor:
+    """Who works an alert, for the lifecycle and the audit trail: the logged-in user."""
+    return Actor(user.username, DESK_ROLES[user.role])
+
+
+DeskActor = Annotated[Actor, Depends(get_desk_actor)]
+
+
+def get_manager_actor(user: UserManager) -> Actor:
+    """A manager working an alert: reopening, the regulator decision, signing off."""
+    return Actor(user.username, DESK_ROLES[user.role])
+
+
+ManagerActor = Annotated[Actor, Depends(get_manager_actor)]
 #: Organisations: admin only.
 AdminUser = Annotated[AuthUser, Depends(require_roles())]
 

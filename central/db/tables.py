@@ -45,6 +45,10 @@ gateways = sa.Table(
     sa.Column("status", sa.Text),
     sa.Column("last_seen", sa.Text),
     sa.Column("chain_breaks", sa.Integer, nullable=False, server_default="0"),
+    # supervision: since when central counts it offline, and the last status that said
+    # "clock good, nothing queued" (every alert it raised before then has reached central)
+    sa.Column("offline_since", sa.Text),
+    sa.Column("caught_up_at", sa.Text),
 )
 
 plans = sa.Table(
@@ -75,7 +79,7 @@ alerts = sa.Table(
     "alerts", metadata,
     sa.Column("id", RowId, primary_key=True, autoincrement=True),
     sa.Column("gateway_id", sa.Text, nullable=False),
-    sa.Column("event_seq", sa.BigInteger, nullable=False),
+    sa.Column("event_seq", sa.BigInteger),  # NULL for an alert central raised itself
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("severity", sa.Text, nullable=False),
     sa.Column("visit_id", sa.Text),
@@ -87,7 +91,86 @@ alerts = sa.Table(
     sa.Column("data", sa.Text, nullable=False, server_default="{}"),
     sa.Column("updated_at", sa.Text),
     sa.Column("updated_by", sa.Text),
+    # one alert per (gateway, visit, type, sub): which side raised it first, when central
+    # first stored it (when staff could see it), and the other side's raise, if any (JSON)
+    sa.Column("raised_by", sa.Text, nullable=False, server_default="gateway"),
+    sa.Column("received_at", sa.Text),
+    sa.Column("dedupe_key", sa.Text),
+    sa.Column("other_raise", sa.Text),
+    # the lifecycle (central/alerts/lifecycle.py): who took it, tier, outcome
+    sa.Column("acknowledged_by", sa.Text),
+    sa.Column("acknowledged_at", sa.Text),
+    sa.Column("tier", sa.Text, nullable=False, server_default="desk"),
+    sa.Column("tier_since", sa.Text),
+    sa.Column("escalations", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("outcome", sa.Text),
+    sa.Column("outcome_note", sa.Text),
+    sa.Column("resolved_by", sa.Text),
+    sa.Column("resolved_at", sa.Text),
     sa.UniqueConstraint("gateway_id", "event_seq"),
+    sa.Index("alerts_dedupe", "gateway_id", "dedupe_key"),
+    sa.Index("alerts_status", "status", "severity"),
+    sqlite_autoincrement=True,
+)
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("alert_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Text, nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+    sa.Column("signed_off_by", sa.Text),
+    sa.Column("signed_off_at", sa.Text),
+)
+
+checklist_ticks = sa.Table(
+    "checklist_ticks", metadata,
+    sa.Column("alert_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("step", sa.Text, primary_key=True),
+    sa.Column("ticked_at", sa.Text, nullable=False),
+    sa.Column("ticked_by", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+)
+
+escalations = sa.Table(
+    "escalations", metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.Text, nullable=False),
+    sa.Column("from_tier", sa.Text, nullable=False),
+    sa.Column("to_tier", sa.Text, nullable=False),
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Index("escalations_alert", "alert_id"),
+    sqlite_autoincrement=True,
+)
+
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions", metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("organisation_id", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False, server_default="raised,escalated"),
+    sa.Column("active", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries", metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("subscription_id", sa.BigInteger, nullable=False),
+    sa.Column("alert_id", sa.BigInteger, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("state", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("next_attempt_at", sa.Text),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("delivered_at", sa.Text),
+    sa.Index("webhook_deliveries_due", "state", "next_attempt_at"),
     sqlite_autoincrement=True,
 )
 

@@ -6,7 +6,9 @@ whose hash differs from what is stored is a conflict: the newcomer is kept in
 ``event_conflicts``, a ``gateway_integrity`` alert is raised, and the ack stays below it. Each
 stored event's ``prev_hash`` is checked against the hash stored at ``seq - 1`` (``chain_ok``:
 1 linked, 0 broken, NULL not yet known because the predecessor has not arrived). Storing an
-event updates ``attendances`` (arrival/departure pairs), ``alerts`` (one per alert event) and
+event updates ``attendances`` (arrival/departure pairs), ``alerts`` (one per (gateway, visit, type),
+whichever side raised it first, see :mod:`central.ingest.alerts`; an event that clears an
+alert, e.g. an arrival for ``visit_late``, auto-resolves it with the reason audited) and
 ``gateways`` (the highest contiguous seq, which is what central acks, and the highest seq
 held). Gap tombstones are stored as placeholder rows so the contiguous seq can move past
 seqs a gateway will never send.
@@ -40,7 +42,8 @@ from central.db.tables import (
     gateways,
     rejected_messages,
 )
-from homecall.clock import format_utc
+from central.ingest.alerts import Raise, auto_resolve, auto_resolve_for_event, raise_alert
+from homecall.clock import format_utc, parse_utc
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
 
 #: Rows central writes for seqs it will never receive (see :meth:`EventStore.store_gaps`).
@@ -258,7 +261,7 @@ class EventStore:
                     else:
                         conn.execute(_SET_CHAIN, {"b_gw": gateway_id, "b_seq": event.seq + 1,
                                                   "b_chain_ok": after.chain_ok})
-                _project(conn, event)
+                _project(conn, event, now)
                 stored += 1
                 touched.add(gateway_id)
             if pending:
@@ -344,13 +347,29 @@ class EventStore:
         return StoreResult(stored, duplicates, 0, acks)
 
     # -- statuses, rejects, positions ------------------------------------------------------
-    def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime) -> None:
+    def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime,
+                      *, caught_up: bool = False) -> list[int]:
+        """Store a gateway's ``status``. ``online`` ends an outage: its open
+        ``gateway_offline`` alerts auto-resolve (``gateway_back``, audited; their ids are
+        returned). ``offline`` (the last-will) starts one. ``caught_up``: the status said the
+        clock is good and nothing is queued."""
+        at = format_utc(now)
         with self.db.write() as conn:
-            ensure_gateway(conn, gateway_id)
-            conn.execute(
-                sa.update(gateways).where(gateways.c.id == gateway_id)
-                .values(status=status_json, state=state, last_seen=format_utc(now))
-            )
+            row = ensure_gateway(conn, gateway_id, lock=True)
+            values: dict[str, Any] = {"status": status_json, "state": state, "last_seen": at}
+            if state == "offline" and row.state != "offline":
+                values["offline_since"] = at
+            elif state == "online":
+                values["offline_since"] = None
+            if caught_up:
+                values["caught_up_at"] = at
+            conn.execute(sa.update(gateways).where(gateways.c.id == gateway_id).values(**values))
+            if state != "online":
+                return []
+            return auto_resolve(conn, [alerts.c.gateway_id == gateway_id,
+                                       alerts.c.type == "gateway_offline"],
+                                "gateway_back", f"gateway {gateway_id} online again at {at}",
+                                now)
 
     def reject(self, topic: str, reason: str, payload: bytes, now: datetime) -> None:
         """Keep a message ingest refused, with the reason, for staff to look at."""
@@ -389,16 +408,18 @@ def _record_conflict(conn: Connection, event: EventEnvelope, stored_hash: str,
             event_conflicts.c.gateway_id, event_conflicts.c.seq, event_conflicts.c.hash])
     )
     # A central-raised alert: event_seq is the negated seq, so it never collides with the
-    # alert event a gateway may have stored at that seq.
-    conn.execute(
-        upsert(conn, alerts).values(
-            gateway_id=event.gateway_id, event_seq=-event.seq,
-            type=EventType.GATEWAY_INTEGRITY.value, severity="high", raised_at=received_at,
-            data=json.dumps({"seq": event.seq, "stored_hash": stored_hash,
-                             "conflicting_hash": event.hash,
-                             "detail": "two different events claim this seq"}),
-        ).on_conflict_do_nothing(index_elements=[alerts.c.gateway_id, alerts.c.event_seq])
-    )
+    # alert event a gateway may have stored at that seq, and a third claim raises no more.
+    already = conn.execute(sa.select(alerts.c.id).where(
+        alerts.c.gateway_id == event.gateway_id, alerts.c.event_seq == -event.seq)).first()
+    if already is None:
+        raise_alert(conn, Raise(
+            side="central", gateway_id=event.gateway_id,
+            type=EventType.GATEWAY_INTEGRITY.value, severity="high",
+            raised_at=parse_utc(received_at), event_seq=-event.seq,
+            data={"seq": event.seq, "stored_hash": stored_hash,
+                  "conflicting_hash": event.hash,
+                  "detail": "two different events claim this seq"},
+        ), parse_utc(received_at))
 
 
 def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
@@ -444,7 +465,6 @@ class _ProjectionStatements:
 
     arrival: Any
     departure: Any
-    new_alert: Any
 
 
 _ATTENDANCE_KEY = [attendances.c.gateway_id, attendances.c.visit_id, attendances.c.carer_id,
@@ -454,6 +474,11 @@ _OPEN_ATTENDANCE = (
     .where(attendances.c.gateway_id == _P("b_gw"), attendances.c.visit_id == _P("b_visit"),
            attendances.c.carer_id == _P("b_carer"), attendances.c.departed_at.is_(None))
     .order_by(attendances.c.arrived_at.desc()).limit(1)
+)
+_FIRST_ARRIVAL = (
+    sa.select(attendances.c.carer_id, attendances.c.arrived_at)
+    .where(attendances.c.gateway_id == _P("b_gw"), attendances.c.visit_id == _P("b_visit"))
+    .order_by(attendances.c.arrived_at).limit(1)
 )
 _LATER_ALERTS = (
     sa.select(alerts.c.id, alerts.c.data)
@@ -490,16 +515,15 @@ def _projection_statements(conn: Connection) -> _ProjectionStatements:
                 "departed_at": departure.excluded.departed_at,
                 "departure_seq": departure.excluded.departure_seq,
             }),
-            new_alert=upsert(conn, alerts)
-            .on_conflict_do_nothing(index_elements=[alerts.c.gateway_id, alerts.c.event_seq])
-            .returning(alerts.c.id),
         )
         _PROJECTIONS[conn.dialect.name] = built
     return built
 
 
-def _project(conn: Connection, event: EventEnvelope) -> None:
+def _project(conn: Connection, event: EventEnvelope, now: datetime) -> None:
     data = event.data
+    auto_resolve_for_event(conn, event.gateway_id, event.type.value, event.visit_id,
+                           event.carer_id, event.time, data, event.seq, now)
     when = format_utc(event.time)
     statements = _projection_statements(conn)
     if event.type is EventType.ARRIVAL and event.visit_id and event.carer_id:
@@ -522,13 +546,21 @@ def _project(conn: Connection, event: EventEnvelope) -> None:
             "departure_seq": event.seq,
         })
     if is_alert(event.type) and event.severity is not None:
-        alert_id = conn.execute(statements.new_alert, {
-            "gateway_id": event.gateway_id, "event_seq": event.seq, "type": event.type.value,
-            "severity": event.severity.value, "visit_id": event.visit_id,
-            "service_user_id": event.service_user_id, "carer_id": event.carer_id,
-            "raised_at": when, "data": json.dumps(data),
-        }).scalar_one_or_none()
-        if alert_id is None or not event.visit_id:
+        alert_id, result = raise_alert(conn, Raise(
+            side="gateway", gateway_id=event.gateway_id, type=event.type.value,
+            severity=event.severity.value, raised_at=event.time, visit_id=event.visit_id,
+            service_user_id=event.service_user_id, carer_id=event.carer_id,
+            event_seq=event.seq, data=data,
+        ), now)
+        if result == "created" and event.type is EventType.VISIT_LATE and event.visit_id:
+            # the arrival may have been stored first (a replay after an outage comes in
+            # any order): the alert is cleared as it would have been had it come first
+            arrived = conn.execute(_FIRST_ARRIVAL, {
+                "b_gw": event.gateway_id, "b_visit": event.visit_id}).first()
+            if arrived is not None:
+                auto_resolve(conn, [alerts.c.id == alert_id], "carer_arrived",
+                             f"carer {arrived.carer_id} arrived at {arrived.arrived_at}", now)
+        if result != "created" or not event.visit_id:
             return
         supersedes = data.get("supersedes")
         if supersedes:

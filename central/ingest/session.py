@@ -95,6 +95,8 @@ class Ingest:
         self.duplicates = 0
         self.rejected = 0
         self.gap_seqs = 0
+        #: Called with the gateway id after each stored status (supervision wakes on it).
+        self.status_listeners: list[Callable[[str], None]] = []
         self._client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=settings.mqtt_client_id,
@@ -362,7 +364,10 @@ class Ingest:
             raise WireError(f"status names {status.gateway_id!r} but came on "
                             f"{gateway_id!r}'s topic")
         self.store.record_status(gateway_id, status.model_dump_json(), status.state,
-                                 self.clock.now())
+                                 self.clock.now(),
+                                 caught_up=status.clock_ok is True and status.backlog == 0)
+        for listener in self.status_listeners:
+            listener(gateway_id)
         if status.state == "online":
             self._publish_ack(gateway_id)  # tells a (re)started gateway where central stands
 

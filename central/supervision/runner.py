@@ -1,0 +1,238 @@
+"""Supervision in the central process: gateway liveness and backup detection, run by
+APScheduler, woken at the next deadline, from state in the database.
+
+This module owns :class:`Supervisor`. Each run (:meth:`Supervisor.run_once`) reads every
+gateway's row, plan history, stored events and central's own raises, and applies the pure
+rules of :mod:`central.supervision.liveness` (3 missed heartbeats: offline; ``gateway_offline``
+raised, critical while a visit window is open) and :mod:`central.supervision.backup` (the
+gateway's own rules engine over the facts central holds, raising ``visit_late``,
+``visit_missed``, ``departure_missing`` and ``double_up_incomplete`` with
+``raised_by="central"`` only while the gateway is offline, unheard of, or its clock is bad),
+and escalation (:mod:`central.alerts.escalation`: an alert nobody took within its
+severity's time goes to the next tier, as a lifecycle move by the system).
+Nothing is kept in memory between runs, so a central restart loses nothing: the next run
+rebuilds the same state from the database. The run returns the next deadline; the scheduler
+sleeps until then (scaled by a simulated clock's speed), or until a gateway's ``status``
+arrives (ingest wakes it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from central.alerts import AlertDeskError
+from central.alerts.actors import SYSTEM
+from central.alerts.escalation import EscalationPolicy, due_escalation, next_escalation
+from central.ingest.alerts import Raise, record_of
+from central.notify.delivery import WebhookSender
+from central.store import Store
+from central.supervision.backup import (
+    BackupHousehold,
+    GatewayCondition,
+    ObservedEvent,
+    PlanChange,
+)
+from central.supervision.dedupe import AlertKey
+from central.supervision.liveness import (
+    DEFAULT_HEARTBEAT_S,
+    GatewayLiveness,
+    LivenessState,
+    offline_deadline,
+    offline_severity,
+)
+from homecall.clock import Clock, parse_utc
+
+log = logging.getLogger("homecall.central.supervision")
+
+#: The longest the scheduler sleeps (real seconds) even with no deadline in sight.
+MAX_SLEEP_S = 30.0
+_JOB = "supervise"
+
+
+def _time(value: str | None) -> datetime | None:
+    return parse_utc(value) if value else None
+
+
+def liveness_of(row: Any, speed: float = 1.0) -> GatewayLiveness:
+    """A gateway's liveness as the database holds it. A gateway's heartbeat interval is in
+    real seconds; ``speed`` (a simulated clock's rate) turns it into clock seconds."""
+    status = json.loads(row.status) if row.status else {}
+    state: LivenessState = (
+        "online" if row.state == "online" else "offline" if row.state == "offline"
+        else "unknown")
+    return GatewayLiveness(
+        gateway_id=row.id, state=state, last_seen=_time(row.last_seen),
+        heartbeat_s=float(status.get("heartbeat_s") or DEFAULT_HEARTBEAT_S) * speed,
+        clock_ok=status.get("clock_ok"), boot_id=status.get("boot_id"),
+        offline_since=_time(row.offline_since), caught_up_at=_time(row.caught_up_at),
+    )
+
+
+class Supervisor:
+    """Runs liveness and backup detection for every gateway, at each deadline."""
+
+    def __init__(self, store: Store, clock: Clock, *,
+                 policy: EscalationPolicy | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self._scheduler: BackgroundScheduler | None = None
+        self._lock = threading.Lock()  # one run at a time
+        self._schedule_lock = threading.Lock()
+        self._stopping = False
+        self.runs = 0
+        self.policy = policy or EscalationPolicy()
+        self.webhooks = WebhookSender(store, clock)
+        #: clock seconds per real second (heartbeats are real-time intervals)
+        self.speed = float(getattr(clock, "speed", 1.0))
+
+    # ------------------------------------------------------------------ scheduling
+    def start(self) -> None:
+        self._stopping = False
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run is noise
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._scheduler.start()
+        self.wake()
+
+    def stop(self) -> None:
+        # No job may re-arm itself once shutdown starts: APScheduler's shutdown holds its
+        # job-store lock while it waits for a running job, and add_job needs that lock.
+        with self._schedule_lock:
+            self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+
+    def wake(self, *_: object) -> None:
+        """Run as soon as possible (a status arrived, or on start)."""
+        self._schedule(datetime.now(UTC))
+
+    def _schedule(self, real_at: datetime) -> None:
+        with self._schedule_lock:
+            if self._scheduler is None or self._stopping:
+                return
+            self._scheduler.add_job(self._run_and_reschedule, "date", run_date=real_at, id=_JOB,
+                                    replace_existing=True, misfire_grace_time=None)
+
+    def _run_and_reschedule(self) -> None:
+        try:
+            deadline = self.run_once()
+        except Exception:  # a bad run must not stop supervision: log it, try again soon
+            log.exception("supervision run failed")
+            deadline = None
+        sleep = MAX_SLEEP_S
+        if deadline is not None:
+            seconds_until = getattr(self.clock, "real_seconds_until", None)
+            if seconds_until is not None:
+                sleep = min(sleep, max(0.0, float(seconds_until(deadline))))
+            else:
+                sleep = min(sleep, max(0.0, (deadline - self.clock.now()).total_seconds()))
+        self._schedule(datetime.now(UTC) + timedelta(seconds=sleep))
+
+    # ------------------------------------------------------------------ one run
+    def run_once(self) -> datetime | None:
+        """Check every gateway now; returns the next deadline (scenario time) or None."""
+        with self._lock:
+            self.runs += 1
+            now = self.clock.now()
+            upcoming: list[datetime] = []
+            for row in self.store.supervision_rows():
+                try:
+                    upcoming += self._gateway(row, now)
+                except Exception:
+                    log.exception("supervision of gateway %s failed", row.id)
+            upcoming += self._escalate()
+            try:
+                next_delivery = self.webhooks.deliver_due()
+            except Exception:
+                log.exception("webhook delivery failed")
+                next_delivery = None
+            if next_delivery is not None:
+                upcoming.append(next_delivery)
+            return min(upcoming, default=None)
+
+    def _escalate(self) -> list[datetime]:
+        """Escalate every alert not taken within its severity's time, through the lifecycle
+        as the system (audited, and recorded in ``escalations``); returns when the next is
+        due. The policy is the organisation's; until organisations land it is the default."""
+        upcoming: list[datetime] = []
+        for row in self.store.awaiting_acknowledgement():
+            record = record_of(row)
+            now = self.clock.now()
+            command = due_escalation(record, self.policy, now)
+            if command is not None:
+                try:
+                    record = self.store.move_alert(int(row.id), command, SYSTEM, now)
+                except AlertDeskError:
+                    continue  # moved meanwhile (taken, resolved): nothing to escalate
+                log.info("alert %s escalated to %s", row.id, command.tier)
+            step = next_escalation(record, self.policy)
+            if step is not None:
+                upcoming.append(step.due_at)
+        return upcoming
+
+    def _gateway(self, row: Any, now: datetime) -> list[datetime]:
+        gateway_id = row.id
+        live = liveness_of(row, self.speed)
+        upcoming: list[datetime] = []
+        history = self.store.plan_history(gateway_id)
+        plan = history[-1][1] if history else None
+        deadline = offline_deadline(live)
+        if deadline is not None and now >= deadline:
+            self.store.mark_offline(gateway_id, deadline)
+            log.info("gateway %s offline: no heartbeat since %s", gateway_id, live.last_seen)
+            live = liveness_of(next(r for r in self.store.supervision_rows()
+                                    if r.id == gateway_id), self.speed)
+        elif deadline is not None:
+            upcoming.append(deadline)
+        if live.state == "offline" and live.offline_since is not None and not \
+                self.store.has_alert_since(gateway_id, "gateway_offline", live.offline_since):
+            severity = offline_severity(plan, now)
+            self.store.raise_by_central(Raise(
+                side="central", gateway_id=gateway_id, type="gateway_offline",
+                severity=severity, raised_at=live.offline_since,
+                data={"reason": live.offline_reason or "last_will", "raised_by": "central"},
+            ), self.clock.now())
+        if history:
+            household = self._household(gateway_id, history, live, now)
+            for due in household.due(now):
+                alert_id, result = self.store.raise_by_central(Raise(
+                    side="central", gateway_id=gateway_id, type=due.type,
+                    severity=due.severity, raised_at=due.time, visit_id=due.visit_id,
+                    service_user_id=due.service_user_id, carer_id=due.carer_id, data=due.data,
+                ), self.clock.now())  # received_at: when it is stored, not when the run began
+                log.info("central raised %s for %s visit %s (alert %s, %s)", due.type,
+                         gateway_id, due.visit_id, alert_id, result)
+            next_due = household.next_deadline()
+            if next_due is not None:
+                upcoming.append(next_due)
+        return upcoming
+
+    def _household(self, gateway_id: str, history: list[tuple[datetime, Any]],
+                   live: GatewayLiveness, now: datetime) -> BackupHousehold:
+        since, first = history[0]
+        household = BackupHousehold(gateway_id, first, since=since,
+                                    needs_backup=live.needs_backup)
+        for at, plan in history[1:]:
+            household.observe(PlanChange(plan=plan, at=at))
+        event_rows, raised = self.store.backup_facts(gateway_id)
+        for r in event_rows:
+            trusted = bool(r.clock_ok)
+            received = parse_utc(r.received_at)
+            household.observe(ObservedEvent(
+                type=r.type, time=parse_utc(r.time) if trusted else received,
+                received_at=received, visit_id=r.visit_id, service_user_id=r.service_user_id,
+                carer_id=r.carer_id, clock_ok=trusted, time_trusted=trusted, seq=int(r.seq),
+                data=json.loads(r.data),
+            ))
+        household.mark_raised_by_central({
+            AlertKey.of(gateway_id, r.visit_id, r.type, r.carer_id): parse_utc(r.received_at)
+            for r in raised if r.received_at
+        })
+        household.observe(GatewayCondition.from_liveness(live, now))
+        return household

@@ -1,0 +1,185 @@
+"""Supervision in central on each engine, from the database alone: a gateway that stops
+sending heartbeats is marked offline and ``gateway_offline`` raised (critical while a visit
+window is open), and resolved when it is back; while it is silent, central raises
+``visit_late`` at the window's end and ``visit_missed`` an hour later (``raised_by`` central,
+``received_at`` the run's time); the gateway's later replay of its own alerts leaves each
+alert once. A new Supervisor (a restarted central) raises nothing twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from central.alerts.escalation import SEVERITIES, EscalationPolicy
+from central.db.engine import Database
+from central.db.migrate import upgrade
+from central.db.tables import audit, escalations
+from central.store import Store
+from central.supervision.runner import Supervisor
+from central.views import list_alerts, report
+from homecall.clock import ManualClock
+from homecall.plan import PlanDocument
+from homecall.wire import EventType, Severity
+from tests.central.test_store import GW, Chain, pairs
+from tests.conftest import wait_for
+
+START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # 07:00 local (GMT in March)
+NEVER_ESCALATE = EscalationPolicy(acknowledge_within_min={s: None for s in SEVERITIES})
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    db = Database(database_url)
+    upgrade(db)
+    yield Store(db)
+    db.dispose()
+
+
+def status(state: str = "online", clock_ok: bool = True) -> str:
+    return json.dumps({"v": 1, "gateway_id": GW, "state": state, "clock_ok": clock_ok,
+                       "backlog": 0, "heartbeat_s": 10})
+
+
+def test_a_silent_gateways_visit_is_alerted_by_central_and_the_replay_is_not_doubled(
+    store: Store,
+) -> None:
+    clock = ManualClock(START)
+    store.save_plan(PlanDocument.parse({
+        "gateway": GW, "service_users": ["su-1"],
+        "visits": [{"id": "v1", "service_user": "su-1", "start": "2026-03-02T08:00",
+                    "duration_min": 30, "window": ["2026-03-02T07:45", "2026-03-02T08:15"]}],
+    }), START, "coordinator")
+    store.record_status(GW, status(), "online", START, caught_up=True)
+    supervisor = Supervisor(store, clock, policy=NEVER_ESCALATE)
+    assert supervisor.run_once() == START + timedelta(seconds=30)  # next heartbeat deadline
+    assert list_alerts(store, GW) == []
+
+    clock.set(START + timedelta(minutes=50))  # 07:50: silent for 50 min, window open
+    supervisor.run_once()
+    [offline] = list_alerts(store, GW)
+    assert (offline["type"], offline["severity"], offline["raised_by"]) == (
+        "gateway_offline", "critical", "central")
+    assert offline["raised_at"] == "2026-03-02T07:00:30Z"
+
+    clock.set(START + timedelta(minutes=75, seconds=2))  # 08:15:02, window closed
+    deadline = supervisor.run_once()
+    late = [a for a in list_alerts(store, GW) if a["type"] == "visit_late"]
+    assert [(a["raised_by"], a["raised_at"], a["received_at"]) for a in late] == [
+        ("central", "2026-03-02T08:15:00Z", "2026-03-02T08:15:02Z")]
+    assert deadline == datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
+
+    # central restarted: nothing raised twice
+    restarted = Supervisor(store, clock, policy=NEVER_ESCALATE)
+    restarted.run_once()
+    clock.set(datetime(2026, 3, 2, 9, 15, 1, tzinfo=UTC))
+    restarted.run_once()
+    types = sorted(a["type"] for a in list_alerts(store, GW))
+    assert types == ["gateway_offline", "visit_late", "visit_missed"]
+
+    # the gateway comes back and replays its own alerts: each alert still once
+    clock.set(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
+    store.record_status(GW, status(), "online", clock.now(), caught_up=True)
+    chain = Chain()
+    chain.next()
+    late_event = chain.next(EventType.VISIT_LATE, visit_id="v1", severity=Severity.HIGH)
+    missed_event = chain.next(EventType.VISIT_MISSED, visit_id="v1",
+                              severity=Severity.CRITICAL, data={"supersedes": "visit_late"})
+    store.store_events(pairs(late_event, missed_event), clock.now())
+    restarted.run_once()
+    alerts = report(store, GW)["alerts"]
+    assert sorted((a["type"], a["raised_by"]) for a in alerts) == [
+        ("gateway_offline", "central"), ("visit_late", "central"),
+        ("visit_missed", "central")]
+    by_type = {a["type"]: a for a in alerts}
+    assert by_type["gateway_offline"]["status"] == "resolved"
+    assert by_type["visit_missed"]["received_at"] == "2026-03-02T09:15:01Z"
+
+
+def test_an_online_gateway_with_a_good_clock_is_left_to_raise_its_own(store: Store) -> None:
+    clock = ManualClock(START)
+    store.save_plan(PlanDocument.parse({
+        "gateway": GW, "service_users": ["su-1"],
+        "visits": [{"id": "v1", "service_user": "su-1", "start": "2026-03-02T07:10",
+                    "duration_min": 30, "window": ["2026-03-02T07:05", "2026-03-02T07:15"]}],
+    }), START, "coordinator")
+    supervisor = Supervisor(store, clock)
+    for minute in range(0, 30, 5):
+        clock.set(START + timedelta(minutes=minute))
+        store.record_status(GW, status(), "online", clock.now(), caught_up=True)
+        supervisor.run_once()
+    assert list_alerts(store, GW) == []
+
+
+def test_a_gateway_with_a_bad_clock_is_covered_by_central(store: Store) -> None:
+    clock = ManualClock(START)
+    store.save_plan(PlanDocument.parse({
+        "gateway": GW, "service_users": ["su-1"],
+        "visits": [{"id": "v1", "service_user": "su-1", "start": "2026-03-02T07:10",
+                    "duration_min": 30, "window": ["2026-03-02T07:05", "2026-03-02T07:15"]}],
+    }), START, "coordinator")
+    supervisor = Supervisor(store, clock)
+    for minute in range(0, 30, 5):
+        clock.set(START + timedelta(minutes=minute))
+        store.record_status(GW, status(clock_ok=False), "online", clock.now())
+        supervisor.run_once()
+    assert [(a["type"], a["raised_by"]) for a in list_alerts(store, GW)] == [
+        ("visit_late", "central")]
+
+
+def test_last_will_raises_gateway_offline_high_outside_any_window(store: Store) -> None:
+    clock = ManualClock(START)
+    store.record_status(GW, status(), "online", START)
+    store.record_status(GW, status("offline"), "offline", START + timedelta(seconds=5))
+    Supervisor(store, clock).run_once()
+    Supervisor(store, clock).run_once()
+    [alert] = list_alerts(store, GW)
+    assert (alert["type"], alert["severity"], alert["data"]["reason"]) == (
+        "gateway_offline", "high", "last_will")
+
+
+def test_an_unacknowledged_critical_alert_is_escalated_and_audited(store: Store) -> None:
+    clock = ManualClock(START)
+    chain = Chain()
+    store.store_events(pairs(chain.next(EventType.NO_ACCESS, visit_id="v1",
+                                        severity=Severity.CRITICAL)), START)
+    supervisor = Supervisor(store, clock)
+    assert supervisor.run_once() == START + timedelta(minutes=5)
+    assert list_alerts(store, GW)[0]["status"] == "open"
+    clock.set(START + timedelta(minutes=5))
+    supervisor.run_once()
+    [alert] = list_alerts(store, GW)
+    assert (alert["status"], alert["escalations"]) == ("escalated", 1)
+    assert alert["tier"] != "desk"
+    with store.db.read() as conn:
+        actions = [r.action for r in conn.execute(
+            sa.select(audit.c.action).where(audit.c.target == f"alert:{alert['id']}"))]
+        recorded = conn.execute(sa.select(escalations.c.to_tier, escalations.c.by)).all()
+    assert actions == ["alert.escalated"]
+    assert [tuple(r) for r in recorded] == [(alert["tier"], "system")]
+    Supervisor(store, clock).run_once()  # a restarted central does not escalate it again
+    assert list_alerts(store, GW)[0]["escalations"] == 1
+
+
+def test_the_scheduled_supervisor_runs_by_itself_and_stops_cleanly(store: Store) -> None:
+    clock = ManualClock(START)
+    chain = Chain()  # a critical alert: each run re-arms for its escalation
+    store.store_events(pairs(chain.next(EventType.NO_ACCESS, visit_id="v1",
+                                        severity=Severity.CRITICAL)), START)
+    supervisor = Supervisor(store, clock)
+    supervisor.start()
+    try:
+        wait_for(lambda: supervisor.runs >= 1, message="the first scheduled run")
+        clock.set(START + timedelta(minutes=5))
+        supervisor.wake()
+        wait_for(lambda: list_alerts(store, GW)[0]["status"] == "escalated",
+                 message="escalation by the scheduled run")
+    finally:
+        stopper = threading.Thread(target=supervisor.stop)
+        stopper.start()
+        stopper.join(timeout=30)
+    assert not stopper.is_alive(), "Supervisor.stop() hung"
