@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev-dir", type=Path, required=True, help="directory for device links")
-    parser.add_argument("--scenario", type=Path, help="scenario JSON to play (SPEC §7)")
+    parser.add_argument("--scenario", type=Path, help="scenario JSON to play ")
     parser.add_argument("--devices", default=None,
                         help="comma list of rfid,hub,nfc (default: what the scenario uses)")
     parser.add_argument("--clock", default=os.environ.get("HOMECALL_CLOCK", "system"))

@@ -3,7 +3,7 @@
 Starts Mosquitto (private config, free loopback port), central, the simulator and the
 gateway as separate processes sharing one scaled clock (``--speed`` times real time), plays
 the scenario's timeline (device actions in the simulator, infrastructure actions here), waits
-until central holds every event the gateway journalled, writes the SPEC §7 report, and then
+until central holds every event the gateway journalled, writes the scenario report, and then
 either stops everything (``--no-serve``) or leaves central running and prints its URL.
 """
 
@@ -27,7 +27,8 @@ STARTUP_LEAD_S = 4.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", type=Path, required=True, help="scenario JSON (SPEC §7)")
+    parser.add_argument("--scenario", type=Path, required=True,
+                        help="scenario JSON (see docs/scenarios.md)")
     parser.add_argument("--speed", type=float, default=600.0,
                         help="simulated seconds per real second (default 600)")
     parser.add_argument("--report-json", type=Path, help="write central's final view here")

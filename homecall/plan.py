@@ -30,7 +30,7 @@ class PlanError(ValueError):
 
 
 class Policy(BaseModel):
-    """Every threshold of SPEC §3, settable per organisation and per service user."""
+    """Every threshold of the visit rules, settable per organisation and per service user."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -1,4 +1,4 @@
-"""The scenario format (SPEC §7): a household, its plan, and what happens, in local time.
+"""The scenario format: a household, its plan, and what happens, in local time.
 
 :func:`load_scenario` validates a scenario file and returns a :class:`Scenario` whose
 timeline actions carry their UTC instant. Clock times (``"08:00"``) are on the scenario's

@@ -1,4 +1,4 @@
-"""The wire contract between gateway and central (SPEC §5), defined once.
+"""The wire contract between gateway and central, defined once.
 
 Both the gateway and central import this module: MQTT topic names, gateway id validation,
 the event envelope and its hash chain, the status heartbeat, the ack and the command
@@ -135,7 +135,7 @@ class EventType(StrEnum):
     # attendance
     ARRIVAL = "arrival"
     DEPARTURE = "departure"
-    # alerts (SPEC §3)
+    # alerts (docs/rules.md)
     VISIT_LATE = "visit_late"
     VISIT_MISSED = "visit_missed"
     CALL_OUTSIDE_TOLERANCE = "call_outside_tolerance"
@@ -175,7 +175,7 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-#: Default severity of each alert type (SPEC §3). Types absent here are not alerts.
+#: Default severity of each alert type (docs/rules.md). Types absent here are not alerts.
 ALERT_SEVERITY: dict[EventType, Severity] = {
     EventType.VISIT_LATE: Severity.HIGH,
     EventType.VISIT_MISSED: Severity.CRITICAL,

@@ -1,4 +1,4 @@
-"""The visit-rules engine (SPEC §3): a pure function from (state, input, now) to
+"""The visit-rules engine: a pure function from (state, input, now) to
 (state, outputs, next deadline) for one household.
 
 It runs at the gateway and, as backup detection, at central; it imports no I/O

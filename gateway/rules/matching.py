@@ -1,7 +1,7 @@
 """Arrival detection: who tapped, and which visits that tap checks them in to.
 
 This module owns the answer to "a tag was read at ``now``: whose is it, is it a repeat of
-the last read, and which visits does it check the carer in to?" (SPEC §3, "Matching a tap").
+the last read, and which visits does it check the carer in to?" (the visit rules' "matching a tap").
 
 * Carer: a verified signed NFC token names the carer directly (if the plan knows that
   carer); otherwise the tag's salted digest is looked up in the plan.

@@ -1,5 +1,5 @@
 """`homecall demo` plays the bundled scenario through real processes (Mosquitto, central,
-simulator, gateway) and writes central's view as SPEC §7 describes."""
+simulator, gateway) and writes central's view as docs/scenarios.md describes."""
 
 from __future__ import annotations
 

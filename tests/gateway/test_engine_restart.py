@@ -64,7 +64,7 @@ def test_check_in_survives_gateway_kill_9(tmp_path: Path) -> None:
         reader.tap(FOB)
         assert stack.wait_delivered(GW, timeout_s=60)
         visit = stack.http.get("/api/visits").json()[0]
-        # In and out within 10 minutes with no door used is an aborted call (SPEC §3): the
+        # In and out within 10 minutes with no door used is an aborted call: the
         # restarted engine knew the carer was checked in, so the tap closed the attendance.
         assert visit["status"] == "no_access"
         assert len(visit["attendances"]) == 1

@@ -1,4 +1,4 @@
-"""Test harness for the rules engine: plans written like SPEC §7 scenarios, a household
+"""Test harness for the rules engine: plans written like the scenario files, a household
 that is fed local-time events, and accessors for what a care manager would look at."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The situations seed 003 §26.7 says call monitoring must handle, and the edge cases a
-care manager would ask about: double-ups, several people at one address, overlapping
+"""The situations a council's homecare specification says call monitoring must handle, and
+the edge cases a care manager would ask about: double-ups, several people at one address, overlapping
 and sequential visits, repeated taps, window edges, plan changes, a bad clock, DST days."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ WINDOW = ("07:00", "11:00")
 
 
 def test_double_up_carers_stay_for_different_lengths() -> None:
-    """Seed 003 §26.7: two carers at the same time for different lengths of time."""
+    """The council's specification: two carers at the same time for different lengths of time."""
     h = Household(make_plan([visit("v-1", "08:00", 40, window=WINDOW, required=2,
                                    carers=("c-1", "c-2"))]))
     h.tap("08:00", "c-1")
@@ -51,7 +51,7 @@ def test_second_double_up_carer_after_the_first_left_still_checks_in() -> None:
 
 
 def test_two_service_users_one_tap() -> None:
-    """Seed 003 §26.7: several service users at one address, one carer, one tap."""
+    """The council's specification: several service users at one address, one carer, one tap."""
     plan = make_plan([
         visit("v-1", "08:00", 30, su="su-1", carers=()),
         visit("v-2", "08:15", 30, su="su-2", carers=()),
@@ -73,7 +73,7 @@ def test_two_service_users_one_tap() -> None:
 
 
 def test_overlapping_visits_for_one_person_go_to_the_assigned_carer() -> None:
-    """Seed 003 §26.7: overlapping visits for a single service user."""
+    """The council's specification: overlapping visits for a single service user."""
     plan = make_plan([
         visit("v-1", "08:00", 60, carers=("c-1",)),
         visit("v-2", "08:30", 30, carers=("c-2",)),  # e.g. a second carer for medication
@@ -246,7 +246,7 @@ def test_carer_at_a_cancelled_visit_is_unplanned() -> None:
 
 
 def test_agreed_after_start_arriving_by_plan_update() -> None:
-    """Seed 000: agreement made after the original time → incident record still needed."""
+    """Missed-calls procedure: agreed after the original time → incident record still needed."""
     h = Household(make_plan([visit("v-1", "08:00", 30, window=WINDOW)]))
     h.until("09:00")
     agreed = make_plan([visit("v-1", "08:00", 30, window=WINDOW,

@@ -1,4 +1,4 @@
-"""One row per line of SPEC §3 (and its exceptions): a plan, what happens in the home,
+"""One row per visit rule (and its exceptions, docs/rules.md): a plan, what happens in the home,
 and the alerts a care manager should see, with the local time each was raised."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ CASES = [
          [v1()], [],
          [("visit_late", "v-1", "11:00:00"), ("visit_missed", "v-1", "12:00:00")],
          {"v-1": "missed"}),
-    Case("call_outside_tolerance: seed 000, 07:00-11:00 and first arrival 12:01",
+    Case("call_outside_tolerance: missed-calls procedure, 07:00-11:00 and first arrival 12:01",
          [v1()], [("tap", "12:01"), ("door", "12:02", True), ("door", "12:03", False),
                   ("tap", "12:31")],
          [("visit_late", "v-1", "11:00:00"), ("visit_missed", "v-1", "12:00:00"),
