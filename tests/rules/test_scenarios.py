@@ -1,6 +1,7 @@
 """The situations a council's homecare specification says call monitoring must handle, and
 the edge cases a care manager would ask about: double-ups, several people at one address,
-overlapping and sequential visits, repeated taps, window edges, plan changes, a bad clock, DST days."""
+overlapping and sequential visits, repeated taps, window edges, plan changes, a bad clock,
+DST days."""
 
 from __future__ import annotations
 
