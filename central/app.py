@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from central.api_docs import add_api_docs
 from central.auth import router as auth_router
+from central.dashboard import pages as dashboard_pages
+from central.dashboard.session import LoginRequired
 from central.db.engine import Database, DatabaseError
 from central.db.migrate import upgrade
 from central.ingest.session import Ingest
@@ -90,16 +94,13 @@ def create_app(
             "time": format_utc(app.state.clock.now()),
         })
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
-        return _INDEX
+    # The monitoring desk in a browser (pages are not part of the API's schema).
+    app.include_router(dashboard_pages.router)
+    app.mount("/static", StaticFiles(directory=Path(dashboard_pages.__file__).parent / "static"),
+              name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse("/login", status_code=303)
 
     return app
-
-
-_INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>HomeCall central</title></head><body>
-<h1>HomeCall central</h1>
-<p>API: <a href="/api/alerts">alerts</a> · <a href="/api/visits">visits</a> ·
-<a href="/api/gateways">gateways</a> · <a href="/api/report">report</a> ·
-<a href="/docs">OpenAPI</a></p></body></html>"""

@@ -171,8 +171,8 @@ def _decode_cursor(cursor: str) -> tuple[int, str, int]:
 
 def alert_page(
     store: Store, *, gateway_id: str | None = None, alert_type: str | None = None,
-    severity: str | None = None, status: str | None = None, cursor: str | None = None,
-    limit: int = 50, gateways: Collection[str] | None = None,
+    severity: str | None = None, status: str | Collection[str] | None = None,
+    cursor: str | None = None, limit: int = 50, gateways: Collection[str] | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The desk's list: most severe first, then oldest first, filtered; a page of at most
     ``limit`` alerts and the cursor of the next page (``None``: this is the last)."""
@@ -182,8 +182,10 @@ def alert_page(
         query = query.where(alerts_table.c.type == alert_type)
     if severity:
         query = query.where(alerts_table.c.severity == severity)
-    if status:
+    if isinstance(status, str):
         query = query.where(alerts_table.c.status == status)
+    elif status:
+        query = query.where(alerts_table.c.status.in_(sorted(status)))
     if cursor:
         rank, raised_at, after_id = _decode_cursor(cursor)
         same_rank = _severity_rank.in_([rank])
@@ -233,7 +235,7 @@ def alert_detail(store: Store, alert_id: int, *,
     return alert
 
 
-def _window_utc(plan: GatewayPlan, visit: Visit) -> tuple[datetime, datetime]:
+def window_utc(plan: GatewayPlan, visit: Visit) -> tuple[datetime, datetime]:
     """The visit's window (agreed, planned, or start ± the system tolerance) in UTC."""
     policy = plan.policy_for(visit)
     local = visit.agreed_window or visit.window or (
@@ -255,7 +257,7 @@ def _visit_timeline(store: Store, gateway_id: str, visit_id: str | None) -> dict
         plan = current[1]
         visit = next((v for v in plan.visits if v.id == visit_id), None)
     if current is not None and visit is not None:
-        opens, closes = _window_utc(current[1], visit)
+        opens, closes = window_utc(current[1], visit)
         window = [format_utc(opens), format_utc(closes)]
         where.append(sa.and_(events.c.type.in_(_HOME_EVENTS),
                              events.c.time >= format_utc(opens),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages HomeCall needs when missing: the Mosquitto broker and clients,
 # what builds the broker policy plugin (gcc, libc and Mosquitto's plugin headers), and
-# PostgreSQL (central's store is tested on it).
+# PostgreSQL (central's store is tested on it), and Chromium (the desk's browser tests).
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 missing=()
@@ -15,6 +15,9 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc)
 [ -f /usr/include/stdlib.h ] || missing+=(libc6-dev)
 [ -f /usr/include/mosquitto_plugin.h ] || missing+=(mosquitto-dev)
 [ -f /usr/include/mosquitto.h ] || missing+=(libmosquitto-dev)
+# Chromium: the desk's browser tests drive Debian's chromium with Playwright (Playwright's
+# own browser download is not used).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
