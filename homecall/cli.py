@@ -41,6 +41,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "poison": ("homecall.benchmarks.poison",
                "a good gateway's event delay while a hostile one floods central with poison"),
     "backup": ("homecall.benchmarks.backup", "deadline -> backup alert stored"),
+    "dashboard": ("homecall.benchmarks.dashboard",
+                  "alert stored at central -> its row on the desk's screen in chromium"),
     "all": ("homecall.benchmarks.all", "every bench above, one after another (make bench)"),
 }
 

@@ -17,6 +17,7 @@ A clock can be written as a one-line spec (``system`` or
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -82,9 +83,14 @@ class SystemClock:
 
 
 class ScaledClock:
-    """A simulated timeline: ``start`` at wall time ``anchor``, running ``speed`` x real time."""
+    """A simulated timeline: ``start`` at wall time ``anchor``, running ``speed`` x real time.
 
-    def __init__(self, start: datetime, speed: float, anchor: float | None = None) -> None:
+    With ``real_after``, the timeline runs at ``speed`` only until it reaches that instant and
+    at real speed from then on (the demo: a scenario plays fast, then staff work its alerts
+    in real time, so an acknowledgement a few minutes later is stamped minutes later)."""
+
+    def __init__(self, start: datetime, speed: float, anchor: float | None = None,
+                 real_after: datetime | None = None) -> None:
         if start.tzinfo is None:
             raise ClockError("ScaledClock start must be timezone-aware")
         if speed <= 0:
@@ -92,18 +98,34 @@ class ScaledClock:
         self.start = start.astimezone(UTC)
         self.speed = float(speed)
         self.anchor = time.time() if anchor is None else float(anchor)
+        self.real_after = real_after.astimezone(UTC) if real_after is not None else None
+        #: Real seconds after the anchor at which the timeline slows to real speed.
+        self._switch = (math.inf if self.real_after is None else
+                        max((self.real_after - self.start).total_seconds(), 0.0) / self.speed)
+
+    def _simulated(self, real: float) -> float:
+        """Simulated seconds since ``start`` after ``real`` seconds since the anchor."""
+        if real <= self._switch:
+            return real * self.speed
+        return self._switch * self.speed + (real - self._switch)
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(time.time() - self.anchor) * self.speed)
+        return self.start + timedelta(seconds=self._simulated(time.time() - self.anchor))
 
     def monotonic(self) -> float:
-        return (time.time() - self.anchor) * self.speed
+        return self._simulated(time.time() - self.anchor)
 
     def real_seconds_until(self, when: datetime) -> float:
-        return (when - self.now()).total_seconds() / self.speed
+        target = (when - self.start).total_seconds()
+        fast = self._switch * self.speed
+        real_at = target / self.speed if target <= fast else self._switch + (target - fast)
+        return real_at - (time.time() - self.anchor)
 
     def spec(self) -> str:
-        return f"scaled:{format_utc(self.start)}:{self.speed:g}:{self.anchor:.6f}"
+        spec = f"scaled:{format_utc(self.start)}:{self.speed:g}:{self.anchor:.6f}"
+        if self.real_after is not None:
+            spec += f"|real-after={format_utc(self.real_after)}"
+        return spec
 
 
 class ManualClock:
@@ -151,11 +173,17 @@ class ManualClock:
 
 
 def clock_from_spec(spec: str | None) -> Clock:
-    """Build a clock from ``system`` or ``scaled:START:SPEED[:ANCHOR]``."""
+    """Build a clock from ``system`` or ``scaled:START:SPEED[:ANCHOR][|real-after=WHEN]``."""
     if spec is None or spec in ("", "system"):
         return SystemClock()
     if spec.startswith("scaled:"):
-        body = spec[len("scaled:") :]
+        body, _, tail = spec[len("scaled:") :].partition("|")
+        real_after = None
+        if tail:
+            key, _, value = tail.partition("=")
+            if key != "real-after" or not value:
+                raise ClockError(f"unknown clock option {tail!r} in {spec!r}")
+            real_after = parse_utc(value)
         # START is ISO and contains ':' itself, so split from the right.
         parts = body.rsplit(":", 2)
         if len(parts) == 3 and _is_number(parts[1]) and _is_number(parts[2]):
@@ -166,7 +194,7 @@ def clock_from_spec(spec: str | None) -> Clock:
             anchor = None
         if not _is_number(speed_text):
             raise ClockError(f"clock speed is not a number in {spec!r}")
-        return ScaledClock(parse_utc(start_text), float(speed_text), anchor)
+        return ScaledClock(parse_utc(start_text), float(speed_text), anchor, real_after)
     raise ClockError(f"unknown clock spec {spec!r}: use 'system' or 'scaled:START:SPEED:ANCHOR'")
 
 

@@ -4,7 +4,11 @@ Starts Mosquitto (private config, free loopback port), central, the simulator an
 gateway as separate processes sharing one scaled clock (``--speed`` times real time), plays
 the scenario's timeline (device actions in the simulator, infrastructure actions here), waits
 until central holds every event the gateway journalled, writes the scenario report, and then
-either stops everything (``--no-serve``) or leaves central running and prints its URL.
+either stops everything (``--no-serve``) or leaves central running and prints its URL and a
+demo login. While serving, the shared clock runs at real speed from the scenario's end, so
+alerts worked in the browser are stamped with the time they were worked. A work directory
+the demo made itself (under the system's temporary directory) is removed when it stops,
+unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import signal
 import sys
 import tempfile
@@ -36,11 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop everything after the report instead of serving the dashboard")
     parser.add_argument("--workdir", type=Path, help="where logs, journal and databases go")
     parser.add_argument("--http-port", type=int, help="central's HTTP port (default: free port)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary work directory (logs, journal, databases) "
+                             "when the demo stops")
 
 
 def run(args: argparse.Namespace) -> int:
     from homecall.scenario import ScenarioError, load_scenario
-    from homecall.stack import StackError
 
     try:
         scenario = load_scenario(args.scenario)
@@ -51,12 +58,28 @@ def run(args: argparse.Namespace) -> int:
         print("homecall demo: --speed must be positive", file=sys.stderr)
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="homecall-demo-"))
+    status = 1
+    try:
+        status = _run(args, scenario, workdir)
+        return status
+    finally:
+        # A failed run keeps its logs (the error message points at them).
+        if args.workdir is None and not args.keep and status == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif args.workdir is None:
+            print(f"Kept {workdir} (logs, journal, databases)")
+
+
+def _run(args: argparse.Namespace, scenario: Any, workdir: Path) -> int:
+    from homecall.stack import StackError
+
     # Stopped by a signal (a terminal closed, `timeout`, systemd): stop everything we started,
     # exactly as Ctrl-C does, rather than leaving broker, central and gateway running.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     try:
-        report, stack = play(scenario, args.speed, workdir, http_port=args.http_port)
+        report, stack = play(scenario, args.speed, workdir, http_port=args.http_port,
+                             real_speed_after_end=not args.no_serve)
     except StackError as err:
         print(f"homecall demo: {err} (logs in {workdir / 'logs'})", file=sys.stderr)
         return 1
@@ -69,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         stack.stop()
         return 0
     print(f"\nCentral is running: {stack.url}  (logs in {workdir / 'logs'}; Ctrl-C stops)")
+    print("The scenario has played: the clock now runs at real speed.")
     print(f"Demo login: {stack.admin_user} / {stack.admin_password}  (an admin; the password is "
           f"in {workdir / 'keys' / 'admin.password'})")
     try:
@@ -86,14 +110,17 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def play(scenario: Any, speed: float, workdir: Path, *, http_port: int | None = None,
-         drain_timeout_s: float = 60.0) -> tuple[dict[str, Any], Any]:
-    """Run ``scenario`` end to end; returns (report, running stack). Caller stops the stack."""
+         drain_timeout_s: float = 60.0, real_speed_after_end: bool = False,
+         ) -> tuple[dict[str, Any], Any]:
+    """Run ``scenario`` end to end; returns (report, running stack). Caller stops the stack.
+    ``real_speed_after_end``: the shared clock slows to real speed at the scenario's end."""
     from firmware_sim.player import ScenarioPlayer, devices_needed
     from homecall.clock import ScaledClock
     from homecall.scenario import INFRA_ACTIONS, Step
     from homecall.stack import Stack, StackError
 
-    clock = ScaledClock(scenario.start, speed, anchor=time.time() + STARTUP_LEAD_S)
+    clock = ScaledClock(scenario.start, speed, anchor=time.time() + STARTUP_LEAD_S,
+                        real_after=scenario.end if real_speed_after_end else None)
     stack = Stack(workdir, clock.spec(), http_port=http_port)
     gateway_id = scenario.gateway
     try:

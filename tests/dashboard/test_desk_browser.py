@@ -72,7 +72,7 @@ def test_a_missed_visit_arrives_live_and_is_worked_to_an_outcome(
     expect(row).to_contain_text(desk.a.person)
     expect(row).to_contain_text(desk.a.kin_phone)
     expect(row).to_contain_text("key safe by the back door")
-    expect(row).to_contain_text("window 09:30–10:30")
+    expect(row).to_contain_text("window 09:30\u201310:30")
     expect(row.locator(".late")).to_contain_text("late by 1h 00m")
     screenshot(page, "board")
     row.get_by_role("button", name="Acknowledge").click()

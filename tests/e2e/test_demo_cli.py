@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +65,48 @@ def test_demo_names_an_unknown_action(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown action 'teleport'" in result.stderr
     assert "timeline.4" in result.stderr
+
+
+def test_serving_demo_prints_a_login_runs_at_real_speed_and_cleans_up(tmp_path: Path) -> None:
+    """Served, the demo prints central's URL and a login that works; after the scenario the
+    clock runs at real speed (two readings a second apart are about a second apart, not ten
+    minutes); stopped, it removes the work directory it made under the temporary directory."""
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "homecall.cli", "demo",
+         "--scenario", str(ROOT / "scenarios" / "on-time-and-late.json"), "--speed", "600"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 240
+        while not any(line.startswith("Demo login:") for line in lines):
+            assert time.monotonic() < deadline, "no demo login printed"
+            line = demo.stdout.readline()
+            assert line, f"demo exited: {demo.stderr.read() if demo.stderr else ''}"[-3000:]
+            lines.append(line)
+        url = next(line for line in lines if line.startswith("Central is running:")).split()[3]
+        username, _, password = next(
+            line for line in lines if line.startswith("Demo login:")).split()[2:5]
+        assert list(tmp_path.glob("homecall-demo-*")), "the demo's work directory"
+        with httpx.Client(base_url=url, timeout=10) as client:
+            login = client.post("/api/auth/login", json={
+                "username": username, "password": password, "session": "bearer"})
+            assert login.status_code == 200, login.text
+            headers = {"authorization": f"Bearer {login.json()['token']}"}
+            assert client.get("/api/alerts", headers=headers).status_code == 200
+            first = datetime.fromisoformat(client.get("/api/health").json()["time"])
+            time.sleep(2.0)  # real time passing, not synchronisation
+            second = datetime.fromisoformat(client.get("/api/health").json()["time"])
+        assert timedelta(seconds=1) <= second - first < timedelta(seconds=60)
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)
+    assert demo.returncode == 0
+    assert not list(tmp_path.glob("homecall-demo-*")), "the demo left its work directory"
