@@ -17,6 +17,7 @@ from central.dashboard.session import LoginRequired
 from central.db.engine import Database, DatabaseError
 from central.db.migrate import upgrade
 from central.ingest.session import Ingest
+from central.metrics import router as metrics_router
 from central.people.routers import ROUTERS as PEOPLE_ROUTERS
 from central.routers import alerts, gateways, plans, reports, visits, webhooks
 from central.settings import CentralSettings
@@ -94,6 +95,7 @@ def create_app(
             "time": format_utc(app.state.clock.now()),
         })
 
+    app.include_router(metrics_router)
     # The monitoring desk in a browser (pages are not part of the API's schema).
     app.include_router(dashboard_pages.router)
     app.mount("/static", StaticFiles(directory=Path(dashboard_pages.__file__).parent / "static"),

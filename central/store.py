@@ -57,6 +57,7 @@ from central.ingest.events import (
     StoreResult,
     ensure_gateway,
 )
+from central.people.tables import households
 from homecall.clock import format_utc, parse_utc
 from homecall.plan import GatewayPlan, PlanDocument
 
@@ -335,6 +336,13 @@ class Store(EventStore):
             conn.execute(sa.update(gateways_table).where(
                 gateways_table.c.id == gateway_id, gateways_table.c.state == "online",
             ).values(state="offline", offline_since=format_utc(since)))
+
+    def household_gateway(self, gateway_id: str) -> str | None:
+        """The household id whose gateway this is (None: no household has it)."""
+        with self.db.read() as conn:
+            value = conn.execute(sa.select(households.c.id).where(
+                households.c.gateway_id == gateway_id)).scalar()
+        return None if value is None else str(value)
 
     def has_alert_since(self, gateway_id: str, alert_type: str, since: datetime) -> bool:
         with self.db.read() as conn:

@@ -315,6 +315,8 @@ def list_gateways(store: Store, *,
                 "events_gone": gateway_counts.get("lost", 0),
                 "chain_breaks": row.chain_breaks,
                 "status": status,
+                # what the gateway did with central's last command (e.g. identify)
+                "last_command": status.get("last_command") if status else None,
             }
         )
     return out

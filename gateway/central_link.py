@@ -16,7 +16,7 @@ from gateway.delivery.outbox import Incoming, Outbox, OutboxMessage, PositionKno
 from gateway.engine_host import CoreInput, EngineHost
 from gateway.plan_intake import PlanAccepted, PlanIntake, PlanRefused
 from homecall.clock import Clock
-from homecall.wire import Channel, CommandMessage, EventType, WireError
+from homecall.wire import Channel, CommandMessage, CommandResult, EventType, WireError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ class CentralLink:
         self.intake = intake
         self.clock = clock
         self._hub = hub
+        #: The result of central's last command, reported in the next status.
+        self.last_command: CommandResult | None = None
 
     def handle(self, item: OutboxMessage) -> list[CoreInput]:
         try:
@@ -61,8 +63,14 @@ class CentralLink:
                 return []
             log.info("command from central: %s", command.command)
             hub = self._hub()
-            if command.command == "identify" and hub is not None:
+            if hub is not None:  # identify: the hub shows its pattern
                 hub.feedback("accepted")
+                result, detail = "done", "the hub showed the identify pattern"
+            else:
+                result, detail = "failed", "no feedback device (hub) is configured"
+            self.last_command = CommandResult(id=command.id, command=command.command,
+                                              result=result, detail=detail,
+                                              at=self.clock.now())
         return []
 
     def plan_payload(self, payload: bytes, source: str) -> list[CoreInput]:

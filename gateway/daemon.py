@@ -264,9 +264,11 @@ class GatewayDaemon:
                 elif isinstance(item, Heartbeat):
                     units += self._heartbeat()
                 elif isinstance(item, OutboxMessage.__args__):
+                    reported = self.link.last_command
                     units += self.link.handle(item)
-                    if isinstance(item, Connected):
-                        units += self._heartbeat()  # central answers: where it stands
+                    if isinstance(item, Connected) or self.link.last_command is not reported:
+                        # central answers where it stands / sees the command's result now
+                        units += self._heartbeat()
                 else:
                     log.error("core: ignored unknown message %r", item)
             except Exception:  # one bad message must not take the rest of the batch
@@ -323,7 +325,8 @@ class GatewayDaemon:
             gateway_id=self.gateway_id, state="online", time=self.clock.now(),
             boot_id=self.boot_id, clock_ok=self.host.clock_ok, backlog=self.journal.backlog,
             last_seq=self.journal.last_seq, plan_version=self.plan_version,
-            heartbeat_s=self.config.heartbeat_s, devices=devices))
+            heartbeat_s=self.config.heartbeat_s, devices=devices,
+            last_command=self.link.last_command))
         if self.config.device_state_file is not None:
             from gateway.devices_cli import write_device_states
 

@@ -375,6 +375,16 @@ class DeviceStatus(_Message):
     last_frame: WireTime | None = None
 
 
+class CommandResult(_Message):
+    """What the gateway did with central's last command (in its ``status``)."""
+
+    id: str | None = Field(None, max_length=MAX_ID_CHARS)
+    command: str = Field(max_length=MAX_ID_CHARS)
+    result: Literal["done", "failed"]
+    detail: str = Field("", max_length=200)
+    at: WireTime
+
+
 class StatusMessage(_Message):
     """Retained on ``gw/{id}/status``: the heartbeat, or the last-will ``offline``."""
 
@@ -389,6 +399,7 @@ class StatusMessage(_Message):
     plan_version: Count | None = None
     heartbeat_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
     devices: list[DeviceStatus] = Field(default_factory=list, max_length=MAX_DEVICES)
+    last_command: CommandResult | None = None
 
     @field_validator("gateway_id")
     @classmethod
@@ -456,8 +467,12 @@ class EventGap(_Message):
 
 
 class CommandMessage(_Message):
-    """Central → gateway on ``gw/{id}/cmd``."""
+    """Central → gateway on ``gw/{id}/cmd``. ``identify`` makes the home's hub show its
+    identify pattern (an installer or carer can tell which home's gateway central reaches).
+    The gateway reports the result in its next status as ``last_command``, matched by ``id``.
+    """
 
     v: Literal[1] = 1
-    command: Literal["refresh_plan", "test_mode", "identify", "resync"]
+    command: Literal["identify"]
+    id: str | None = Field(None, max_length=MAX_ID_CHARS, pattern=r"^[A-Za-z0-9._-]+$")
     args: Annotated[dict[str, Any], AfterValidator(_bounded_data)] = Field(default_factory=dict)

@@ -113,6 +113,10 @@ class Ingest:
         self._client.on_subscribe = self._on_subscribe
         self._sweep_mid: int | None = None
 
+    def queue_depth(self) -> int:
+        """Messages received and not yet stored (for ``/metrics``)."""
+        return self._queue.qsize()
+
     # -- paho callbacks: enqueue / subscribe only ------------------------------------------
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any

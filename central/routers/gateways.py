@@ -3,6 +3,7 @@ organisation's gateways only."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -34,14 +35,20 @@ def send_command(
     gateway_id: str, command: CommandMessage, store: StoreDep, ingest: IngestDep,
     clock: ClockDep, user: HomeEditor, allowed: AllowedGateways,
 ) -> dict[str, Any]:
+    """Send a command (``identify``); 202 with its id. The gateway reports what it did in
+    its next status, shown as ``last_command`` on ``GET /api/gateways`` (matched by id)."""
     try:
         validate_gateway_id(gateway_id)
     except WireError as err:
         raise HTTPException(status_code=422, detail=str(err)) from err
     require_visible(allowed, gateway_id, "gateway")
-    if ingest is None:
+    if not any(g["id"] == gateway_id for g in list_gateways(store, gateways=[gateway_id])) \
+            and store.household_gateway(gateway_id) is None:
+        raise HTTPException(status_code=404, detail=f"no gateway {gateway_id!r}")
+    if ingest is None or not ingest.connected.is_set():
         raise HTTPException(status_code=503, detail="central is not connected to the broker")
-    ingest.publish_command(gateway_id, command)
-    store.audit(clock.now(), user.username, f"gateway.{command.command}",
-                f"gateway:{gateway_id}", command.args)
-    return {"gateway": gateway_id, "command": command.command}
+    sent = command.model_copy(update={"id": command.id or uuid.uuid4().hex[:16]})
+    ingest.publish_command(gateway_id, sent)
+    store.audit(clock.now(), user.username, f"gateway.{sent.command}",
+                f"gateway:{gateway_id}", {"id": sent.id, **sent.args})
+    return {"gateway": gateway_id, "command": sent.command, "id": sent.id}

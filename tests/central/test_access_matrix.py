@@ -86,6 +86,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/alerts/{alert_id}/incident/regulator"): MANAGERS,
     ("POST", "/api/alerts/{alert_id}/incident/sign"): MANAGERS,
     ("POST", "/api/webhooks"): MANAGERS,
+    ("GET", "/metrics"): MANAGERS,
     ("GET", "/api/webhooks/deliveries"): MANAGERS,
     ("GET", "/api/gateways"): ALL,
     ("GET", "/api/gateways/{gateway_id}/conflicts"): ALL,
@@ -318,7 +319,7 @@ def test_staff_cannot_change_another_organisations_records(world: World) -> None
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "household_id"]
     response = client.post(f"/api/gateways/{b.gateway}/commands", headers=installer,
-                           json={"command": "resync", "args": {}})
+                           json={"command": "identify", "args": {}})
     assert response.status_code == 404
     response = client.post("/api/plans", headers=manager, json={
         "gateway": b.gateway, "service_users": [b.service_user]})
