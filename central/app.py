@@ -19,7 +19,7 @@ from central.db.migrate import upgrade
 from central.ingest.session import Ingest
 from central.metrics import router as metrics_router
 from central.people.routers import ROUTERS as PEOPLE_ROUTERS
-from central.routers import alerts, gateways, plans, reports, visits, webhooks
+from central.routers import alerts, escalation, gateways, plans, reports, visits, webhooks
 from central.settings import CentralSettings
 from central.store import Store
 from central.supervision.runner import Supervisor
@@ -75,7 +75,7 @@ def create_app(
     app.include_router(auth_router.users_router)
     for people_router in PEOPLE_ROUTERS:
         app.include_router(people_router)
-    for module in (plans, visits, alerts, gateways, reports, webhooks):
+    for module in (plans, visits, alerts, gateways, reports, webhooks, escalation):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from central.alerts.actors import Actor
+from central.alerts.escalation import EscalationPolicy
 from central.alerts.incidents import IncidentRecord, missing_for_resolution
 from central.alerts.lifecycle import (
     AWAITING_ACKNOWLEDGEMENT,
@@ -34,6 +35,7 @@ from central.alerts.outcomes import OutcomeCatalogue
 from central.db.tables import (
     alerts,
     checklist_ticks,
+    escalation_policies,
     events,
     incidents,
     plans,
@@ -270,6 +272,40 @@ class Store(EventStore):
         with self.db.read() as conn:
             return list(conn.execute(sa.select(alerts).where(
                 alerts.c.status.in_(sorted(AWAITING_ACKNOWLEDGEMENT))).order_by(alerts.c.id)))
+
+    # -- escalation policies -------------------------------------------------------------
+    def escalation_policy(self, organisation_id: str) -> EscalationPolicy:
+        """The organisation's policy (the defaults until a manager sets one)."""
+        with self.db.read() as conn:
+            text = conn.execute(sa.select(escalation_policies.c.policy).where(
+                escalation_policies.c.organisation_id == organisation_id)).scalar()
+        return EscalationPolicy.model_validate_json(text) if text else EscalationPolicy()
+
+    def set_escalation_policy(self, organisation_id: str, policy: EscalationPolicy,
+                              now: datetime, who: str) -> None:
+        with self.db.write() as conn:
+            values = {"policy": policy.model_dump_json(), "updated_at": format_utc(now),
+                      "updated_by": who}
+            done = conn.execute(sa.update(escalation_policies).where(
+                escalation_policies.c.organisation_id == organisation_id).values(**values))
+            if not done.rowcount:
+                conn.execute(sa.insert(escalation_policies).values(
+                    organisation_id=organisation_id, **values))
+            write_audit(conn, now, who, "escalation_policy.set",
+                        f"organisation:{organisation_id}", policy.model_dump(mode="json"))
+
+    def policies_by_gateway(self) -> dict[str, EscalationPolicy]:
+        """Each household's gateway -> its organisation's policy (set ones only)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(households.c.gateway_id, escalation_policies.c.policy)
+                .join(escalation_policies,
+                      escalation_policies.c.organisation_id == households.c.organisation_id)
+            ).all()
+        parsed: dict[str, EscalationPolicy] = {}
+        return {row.gateway_id: parsed.setdefault(row.policy,
+                                                  EscalationPolicy.model_validate_json(row.policy))
+                for row in rows}
 
     # -- webhooks ---------------------------------------------------------------------
     def add_webhook(self, organisation_id: str, url: str, secret: str, events: str,

@@ -210,3 +210,11 @@ event_conflicts = sa.Table(
     sa.UniqueConstraint("gateway_id", "seq", "hash"),
     sqlite_autoincrement=True,
 )
+
+escalation_policies = sa.Table(
+    "escalation_policies", metadata,
+    sa.Column("organisation_id", sa.Text, primary_key=True),
+    sa.Column("policy", sa.Text, nullable=False),  # an EscalationPolicy as JSON
+    sa.Column("updated_at", sa.Text, nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+)

@@ -161,17 +161,19 @@ class Supervisor:
         as the system (audited, and recorded in ``escalations``); returns when the next is
         due. The policy is the organisation's; until organisations land it is the default."""
         upcoming: list[datetime] = []
+        policies = self.store.policies_by_gateway()  # organisations that set their own
         for row in self.store.awaiting_acknowledgement():
             record = record_of(row)
             now = self.clock.now()
-            command = due_escalation(record, self.policy, now)
+            policy = policies.get(row.gateway_id, self.policy)
+            command = due_escalation(record, policy, now)
             if command is not None:
                 try:
                     record = self.store.move_alert(int(row.id), command, SYSTEM, now)
                 except AlertDeskError:
                     continue  # moved meanwhile (taken, resolved): nothing to escalate
                 log.info("alert %s escalated to %s", row.id, command.tier)
-            step = next_escalation(record, self.policy)
+            step = next_escalation(record, policy)
             if step is not None:
                 upcoming.append(step.due_at)
         return upcoming

@@ -87,6 +87,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/alerts/{alert_id}/incident/sign"): MANAGERS,
     ("POST", "/api/webhooks"): MANAGERS,
     ("GET", "/metrics"): MANAGERS,
+    ("GET", "/api/organisations/{organisation_id}/escalation-policy"): CARE,
+    ("PUT", "/api/organisations/{organisation_id}/escalation-policy"): MANAGERS,
     ("GET", "/api/webhooks/deliveries"): MANAGERS,
     ("GET", "/api/gateways"): ALL,
     ("GET", "/api/gateways/{gateway_id}/conflicts"): ALL,
@@ -210,6 +212,8 @@ def _request_body(world: World, method: str, template: str, caller: str) -> dict
         ("POST", "/api/alerts/{alert_id}/incident/actions"): {"what": "x"},
         ("POST", "/api/alerts/{alert_id}/incident/regulator"): {"required": False,
                                                                 "rationale": "x"},
+        ("PUT", "/api/organisations/{organisation_id}/escalation-policy"): {
+            "acknowledge_within_min": {"critical": 3, "high": 10, "medium": 60, "low": None}},
         ("POST", "/api/webhooks"): {"organisation_id": a.id, "url": "http://127.0.0.1:9/",
                                     "secret": "s" * 16},
         ("POST", "/api/gateways/{gateway_id}/commands"): {"command": "identify"},

@@ -19,6 +19,8 @@ from central.alerts.escalation import SEVERITIES, EscalationPolicy
 from central.db.engine import Database
 from central.db.migrate import upgrade
 from central.db.tables import audit, escalations
+from central.people.models import HouseholdIn, OrganisationIn
+from central.people.repository import People
 from central.store import Store
 from central.supervision.runner import Supervisor
 from central.views import list_alerts, report
@@ -183,3 +185,29 @@ def test_the_scheduled_supervisor_runs_by_itself_and_stops_cleanly(store: Store)
         stopper.start()
         stopper.join(timeout=30)
     assert not stopper.is_alive(), "Supervisor.stop() hung"
+
+
+def test_an_organisations_own_policy_sets_when_its_alerts_escalate(store: Store) -> None:
+    """Org 1 (whose household has GW) asks for critical alerts to be taken within 2 min; the
+    default (5 min) still applies to a gateway of no organisation with a policy."""
+    people = People(store.db, ManualClock(START))
+    people.create_organisation(OrganisationIn(name="Quick Org"), "test", org_id="org-1")
+    people.create_household(HouseholdIn(gateway_id=GW, address="1 Road"), "org-1", "test")
+    store.set_escalation_policy("org-1", EscalationPolicy(acknowledge_within_min={
+        "critical": 2, "high": 15, "medium": 60, "low": None}), START, "mary")
+    clock = ManualClock(START)
+    store.store_events(pairs(Chain().next(EventType.NO_ACCESS, visit_id="v1",
+                                          severity=Severity.CRITICAL)), START)
+    other = Chain("gw-other")
+    store.store_events(pairs(other.next(EventType.NO_ACCESS, visit_id="v9",
+                                        severity=Severity.CRITICAL)), START)
+    supervisor = Supervisor(store, clock)
+    assert supervisor.run_once() == START + timedelta(minutes=2)
+    clock.set(START + timedelta(minutes=2))
+    supervisor.run_once()
+    assert list_alerts(store, GW)[0]["status"] == "escalated"
+    assert list_alerts(store, "gw-other")[0]["status"] == "open"  # 5 min by default
+    with store.db.read() as conn:
+        who = conn.execute(sa.select(audit.c.who).where(
+            audit.c.action == "escalation_policy.set")).scalar()
+    assert who == "mary"

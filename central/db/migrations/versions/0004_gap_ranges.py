@@ -2,7 +2,7 @@
 kept and the ack stays below them).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-23
 """
 
