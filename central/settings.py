@@ -37,6 +37,11 @@ class CentralSettings(BaseSettings):
     login_window_s: int = 900
     login_failures_per_user: int = 5
     login_failures_per_address: int = 20
+    #: Gateway enrolment: central's CA directory (``homecall central init-ca``) and the
+    #: broker's mutual-TLS listener that enrolled gateways are told to use.
+    ca_dir: Path | None = None
+    gateway_broker_host: str = "127.0.0.1"
+    gateway_broker_tls_port: int = 8883
 
     @property
     def database_url(self) -> str:

@@ -37,6 +37,7 @@ from central.db.tables import (
     checklist_ticks,
     escalation_policies,
     events,
+    gateway_certificates,
     incidents,
     plans,
     rejected_messages,
@@ -272,6 +273,23 @@ class Store(EventStore):
         with self.db.read() as conn:
             return list(conn.execute(sa.select(alerts).where(
                 alerts.c.status.in_(sorted(AWAITING_ACKNOWLEDGEMENT))).order_by(alerts.c.id)))
+
+    # -- gateway certificates --------------------------------------------------------------
+    def record_certificate(self, serial: str, gateway_id: str, now: datetime,
+                           not_after: datetime) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.insert(gateway_certificates).values(
+                serial=serial, gateway_id=gateway_id, issued_at=format_utc(now),
+                not_after=format_utc(not_after)))
+            write_audit(conn, now, f"gateway:{gateway_id}", "certificate.issued",
+                        f"gateway:{gateway_id}", {"serial": serial})
+
+    def revoke_certificates(self, gateway_id: str, now: datetime, who: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.update(gateway_certificates).where(
+                gateway_certificates.c.gateway_id == gateway_id,
+                gateway_certificates.c.revoked_at.is_(None)).values(revoked_at=format_utc(now)))
+            write_audit(conn, now, who, "certificate.revoked", f"gateway:{gateway_id}", {})
 
     # -- escalation policies -------------------------------------------------------------
     def escalation_policy(self, organisation_id: str) -> EscalationPolicy:

@@ -40,6 +40,11 @@ class GatewaySettings(BaseSettings):
     mqtt_port: int = 1883
     mqtt_user: str | None = None
     mqtt_password_file: Path | None = None
+    #: Mutual TLS (an enrolled gateway: ``homecall gateway provision`` writes these): the
+    #: CA that signed the broker's certificate, and this gateway's certificate and key.
+    mqtt_tls_ca: Path | None = None
+    mqtt_tls_cert: Path | None = None
+    mqtt_tls_key: Path | None = None
     rfid: str | None = None
     #: identical consecutive frames that make a 125 kHz tap (2 guards against line noise;
     #: 1 only for a reader set to send a single frame per presentation)
@@ -91,7 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mqtt-host")
     add("--mqtt-port", type=int)
     add("--mqtt-user", help="broker username (default: the gateway id)")
-    add("--mqtt-password-file", type=Path, help="file holding the password")
+    add("--mqtt-password-file", type=Path,
+        help="file holding the password (password login: demo and development only)")
+    add("--mqtt-tls-ca", type=Path, help="CA certificate for the broker (mutual TLS)")
+    add("--mqtt-tls-cert", type=Path, help="this gateway's certificate (mutual TLS)")
+    add("--mqtt-tls-key", type=Path, help="this gateway's private key (mutual TLS)")
     add("--rfid", help="125 kHz reader serial path or pyserial URL")
     add("--rfid-confirm-frames", type=int,
         help="identical consecutive frames that make a tap (default 2; 1 only for a reader "
@@ -155,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
             reconnect_base_s=min(1.0, settings.reconnect_max),
             reconnect_max_s=settings.reconnect_max,
             reconnect_waiting_max_s=settings.reconnect_waiting_max,
+            tls_ca=str(settings.mqtt_tls_ca) if settings.mqtt_tls_ca else None,
+            tls_cert=str(settings.mqtt_tls_cert) if settings.mqtt_tls_cert else None,
+            tls_key=str(settings.mqtt_tls_key) if settings.mqtt_tls_key else None,
         ),
         rfid_path=settings.rfid, rfid_confirm_frames=settings.rfid_confirm_frames,
         hub_path=settings.hub, nfc_path=settings.nfc,

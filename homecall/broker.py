@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from homecall import HomeCallError
@@ -148,15 +149,41 @@ def acl_text() -> str:
     )
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """The mutual-TLS listener enrolled gateways use: a client certificate signed by
+    ``cafile`` is required and its CN is the username (so the ACL's ``%u`` and the policy
+    plugin hold a gateway to its own topics) and the client id (so no gateway can take
+    another's session); ``crlfile`` lists revoked certificates."""
+
+    port: int
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    crlfile: Path | None = None
+
+    def config_text(self) -> str:
+        text = (f"listener {self.port} 127.0.0.1\n"
+                f"cafile {self.cafile}\ncertfile {self.certfile}\nkeyfile {self.keyfile}\n"
+                f"require_certificate true\nuse_identity_as_username true\n"
+                f"use_username_as_clientid true\ntls_version tlsv1.2\n")
+        if self.crlfile is not None and self.crlfile.exists():
+            text += f"crlfile {self.crlfile}\n"
+        return text
+
+
 class MosquittoBroker:
-    """One mosquitto process on 127.0.0.1 with its own config, passwords and ACL."""
+    """One mosquitto process on 127.0.0.1 with its own config, passwords and ACL: a
+    password listener (central, and gateways in the demo and development) and, when
+    ``tls`` is given, a mutual-TLS listener for enrolled gateways."""
 
     def __init__(self, workdir: str | Path, port: int | None = None,
-                 persistence: bool = True) -> None:
+                 persistence: bool = True, tls: TlsListener | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.persistence = persistence
+        self.tls = tls
         self.passwords: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.add_user(CENTRAL_USER)
@@ -205,7 +232,8 @@ class MosquittoBroker:
             # which cannot read this private directory).
             f"user {_current_user()}\n"
             f"listener {self.port} 127.0.0.1\n"
-            f"allow_anonymous false\n"
+            + (self.tls.config_text() if self.tls is not None else "")
+            + f"allow_anonymous false\n"
             f"password_file {self.password_file}\n"
             f"acl_file {self.workdir / 'acl'}\n"
             f"persistence {'true' if self.persistence else 'false'}\n"

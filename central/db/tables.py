@@ -218,3 +218,24 @@ escalation_policies = sa.Table(
     sa.Column("updated_at", sa.Text, nullable=False),
     sa.Column("updated_by", sa.Text, nullable=False),
 )
+
+enrolment_codes = sa.Table(
+    "enrolment_codes", metadata,
+    sa.Column("code_hash", sa.Text, primary_key=True),  # sha256 of the normalised code
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("gateway_id", sa.Text, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Text, nullable=False),
+    sa.Column("used_at", sa.Text),
+)
+
+gateway_certificates = sa.Table(
+    "gateway_certificates", metadata,
+    sa.Column("serial", sa.Text, primary_key=True),
+    sa.Column("gateway_id", sa.Text, nullable=False),
+    sa.Column("issued_at", sa.Text, nullable=False),
+    sa.Column("not_after", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Text),
+    sa.Index("gateway_certificates_gateway", "gateway_id"),
+)

@@ -87,6 +87,9 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/alerts/{alert_id}/incident/sign"): MANAGERS,
     ("POST", "/api/webhooks"): MANAGERS,
     ("GET", "/metrics"): MANAGERS,
+    ("POST", "/api/enrol"): PUBLIC,
+    ("POST", "/api/households/{household_id}/enrolment-codes"): HOMES,
+    ("POST", "/api/gateways/{gateway_id}/revoke"): HOMES,
     ("GET", "/api/organisations/{organisation_id}/escalation-policy"): CARE,
     ("PUT", "/api/organisations/{organisation_id}/escalation-policy"): MANAGERS,
     ("GET", "/api/webhooks/deliveries"): MANAGERS,
@@ -214,6 +217,7 @@ def _request_body(world: World, method: str, template: str, caller: str) -> dict
                                                                 "rationale": "x"},
         ("PUT", "/api/organisations/{organisation_id}/escalation-policy"): {
             "acknowledge_within_min": {"critical": 3, "high": 10, "medium": 60, "low": None}},
+        ("POST", "/api/enrol"): {"code": "AAAA-AAAA", "csr": "x" * 100},
         ("POST", "/api/webhooks"): {"organisation_id": a.id, "url": "http://127.0.0.1:9/",
                                     "secret": "s" * 16},
         ("POST", "/api/gateways/{gateway_id}/commands"): {"command": "identify"},
@@ -223,7 +227,11 @@ def _request_body(world: World, method: str, template: str, caller: str) -> dict
 
 #: What an allowed caller gets besides 2xx: the test app runs without a broker connection.
 NO_BROKER = {("POST", "/api/gateways/{gateway_id}/commands"): 503,
-             ("GET", "/api/health"): 503}  # ready only with the broker connected
+             ("GET", "/api/health"): 503,  # ready only with the broker connected
+             # enrolment needs central's CA, which the test app has not got
+             ("POST", "/api/enrol"): 503,
+             ("POST", "/api/households/{household_id}/enrolment-codes"): 503,
+             ("POST", "/api/gateways/{gateway_id}/revoke"): 503}
 
 
 def test_every_route_has_a_declared_policy(world: World) -> None:

@@ -7,15 +7,12 @@ kin, a plan and staff; screenshots of every page go to ``artifacts/screenshots/`
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -33,6 +30,7 @@ from homecall.wire import EventEnvelope, EventType, Severity
 from tests.central.test_ingest import GatewayClient
 from tests.conftest import wait_for
 from tests.support.auth import PASSWORD, create_user
+from tests.support.serve import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -78,12 +76,6 @@ class Desk:
         return store
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _seed(app: FastAPI, people: People, key: str, tmp_path: Path) -> Home:
     gateway = f"gw-desk-{key}"
     org = people.create_organisation(OrganisationIn(name=f"Care Org {key.upper()}"), "test",
@@ -119,29 +111,27 @@ def desk(broker: MosquittoBroker, tmp_path: Path,
         mqtt_user=CENTRAL_USER, mqtt_password=broker.passwords[CENTRAL_USER],
         mqtt_client_id="central-desk", supervise=False)
     app = create_app(settings, clock=clock)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, name="desk-uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30, message="central to serve HTTP")
-    ingest = app.state.ingest
-    wait_for(lambda: ingest.connected.is_set(), timeout=30, message="central on the broker")
+    with serving(app) as url:
+        ingest = app.state.ingest
+        wait_for(lambda: ingest.connected.is_set(), timeout=30,
+                 message="central on the broker")
+        yield from _desk(app, url, clock, broker, tmp_path)
+
+
+def _desk(app: FastAPI, url: str, clock: ManualClock, broker: MosquittoBroker,
+          tmp_path: Path) -> Iterator[Desk]:
     people = People(app.state.db, clock)
     a, b = (_seed(app, people, key, tmp_path) for key in ("a", "b"))
     for home in (a, b):
         broker.add_user(home.gateway)
         home.client = GatewayClient(broker, home.gateway)
     try:
-        yield Desk(url=f"http://127.0.0.1:{port}", app=app, clock=clock, a=a, b=b)
+        yield Desk(url=url, app=app, clock=clock, a=a, b=b)
     finally:
         for home in (a, b):
             if home.client is not None:
                 home.client.close()
             home.journal.close()
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @pytest.fixture(scope="session")
