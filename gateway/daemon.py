@@ -38,6 +38,7 @@ from gateway.feedback import READER_DEVICES
 from gateway.plan_intake import PlanIntake
 from gateway.rules.inputs import ClockStatus
 from gateway.system_clock import detect_clock_ok, read_boot_id, release_free_memory
+from gateway.systemd import notify
 from gateway.telemetry import telemetry_events
 from homecall.clock import Clock
 from homecall.observations import ButtonPress, ContactChange, DeviceFault, Observation, TagRead
@@ -166,10 +167,12 @@ class GatewayDaemon:
             driver.start()
         self.outbox.start()
         self.ready.set()
+        notify("READY=1")
         log.info("gateway %s running (journal %s)", self.gateway_id, self.config.journal_path)
         try:
             self._core_loop()
         finally:
+            notify("STOPPING=1")
             self._shutdown()
 
     def _startup_inputs(self) -> list[CoreInput]:
@@ -309,6 +312,7 @@ class GatewayDaemon:
 
     def _heartbeat(self) -> list[CoreInput]:
         """Publish the status; re-check the clock (its change is an engine input)."""
+        notify("WATCHDOG=1")  # the core loop is alive: systemd's watchdog is fed from here
         units: list[CoreInput] = []
         if self.config.clock_ok == "auto" and time.monotonic() - self._clock_checked > 60:
             self._clock_checked = time.monotonic()
