@@ -87,6 +87,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/alerts/{alert_id}/incident/sign"): MANAGERS,
     ("POST", "/api/webhooks"): MANAGERS,
     ("GET", "/metrics"): MANAGERS,
+    ("GET", "/api/reports/punctuality"): CARE,
+    ("GET", "/api/reports/billing.csv"): CARE,
     ("POST", "/api/enrol"): PUBLIC,
     ("POST", "/api/households/{household_id}/enrolment-codes"): HOMES,
     ("POST", "/api/gateways/{gateway_id}/revoke"): HOMES,
@@ -178,6 +180,10 @@ def _path(world: World, method: str, template: str, caller: str) -> str:
               "user_id": world.spare_user, "step": NO_RESPONSE_CHECKLIST.steps[0].id}
     if (method, template) in ALERT_SETUP:
         values["alert_id"] = _fresh_alert(world, *ALERT_SETUP[(method, template)])
+    if template == "/api/reports/punctuality":
+        return template + "?from=2026-03-01&to=2026-03-08"
+    if template == "/api/reports/billing.csv":
+        return template + "?week=2026-W10"
     if template == "/api/alerts/stream":  # replay from the start, end after one event
         return template + "?since=0:0&max_events=1"
     if method == "DELETE":
