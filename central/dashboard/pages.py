@@ -287,6 +287,33 @@ async def incident(request: Request, alert_id: int, user: PageUser) -> Response:
     return _change(request, alert_id, user, change, "Incident record saved.")
 
 
+# ------------------------------------------------------------------------- household
+
+
+@router.get("/households/{household_id}", response_class=HTMLResponse)
+def household_page(request: Request, household_id: str, user: PageUser) -> Response:
+    """People, plan, recent visits, devices and gateway health of one household."""
+    from central.people.repository import NotFound as PersonNotFound
+
+    people = get_people(request.app.state.db, request.app.state.clock)
+    try:
+        household = people.get_household(household_id, user.scope)
+    except PersonNotFound:
+        return _render(request, "not_found.html", 404, user=user,
+                       what=f"household {household_id}")
+    store = _store(request)
+    gateway_id = household.gateway_id
+    current = store.current_plan(gateway_id)
+    visits = list_visits(store, gateway_id, gateways=[gateway_id])
+    visits.sort(key=lambda v: v["planned_start"], reverse=True)
+    gateway = next(iter(list_gateways(store, gateways=[gateway_id])), None)
+    devices = ((gateway or {}).get("status") or {}).get("devices", [])
+    return _render(request, "household.html", user=user, household=household,
+                   residents=people.list_service_users(user.scope, household.id),
+                   plan=current[0] if current else None, visits=visits[:30],
+                   gateway=gateway, devices=devices)
+
+
 # ----------------------------------------------------------------------------- today
 
 

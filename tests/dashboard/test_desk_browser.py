@@ -147,6 +147,14 @@ def test_the_board_fits_a_phone_and_200_percent_zoom_and_passes_axe(
         page.goto(desk.url + "/today")
         screenshot(page, f"today-{width}px")
         assert _axe_violations(page) == []
+        page.get_by_role("link", name=desk.a.address).click()
+        expect(page.get_by_role("heading", name="People")).to_be_visible()
+        expect(page.get_by_text(desk.a.person)).to_be_visible()
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{overflow}px of horizontal scrolling on the household page"
+        screenshot(page, f"household-{width}px")
+        assert _axe_violations(page) == []
     finally:
         context.close()
 
