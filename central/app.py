@@ -19,6 +19,7 @@ from central.db.migrate import upgrade
 from central.ingest.session import Ingest
 from central.metrics import router as metrics_router
 from central.people.routers import ROUTERS as PEOPLE_ROUTERS
+from central.provisioning.commissioning import router as commissioning_router
 from central.provisioning.router import router as provisioning_router
 from central.reports.router import router as contract_reports_router
 from central.routers import alerts, escalation, gateways, plans, reports, visits, webhooks
@@ -99,6 +100,7 @@ def create_app(
 
     app.include_router(metrics_router)
     app.include_router(provisioning_router)
+    app.include_router(commissioning_router)
     app.include_router(contract_reports_router)
     # The monitoring desk in a browser (pages are not part of the API's schema).
     app.include_router(dashboard_pages.router)

@@ -24,6 +24,8 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("gateway", "run"): ("gateway.settings", "run the home gateway daemon"),
     ("gateway", "provision"): ("gateway.provision",
                                "enrol this device with central using an installer's code"),
+    ("gateway", "walk-test"): ("gateway.commissioning.walk_test",
+                               "the installer's step-by-step device test, with its record"),
     ("gateway", "install-service"): ("gateway.install_service",
                                      "write the systemd unit, udev rules and log rotation"),
     ("gateway", "devices"): ("gateway.devices_cli", "list the gateway's devices and their state"),

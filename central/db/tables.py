@@ -239,3 +239,18 @@ gateway_certificates = sa.Table(
     sa.Column("revoked_at", sa.Text),
     sa.Index("gateway_certificates_gateway", "gateway_id"),
 )
+
+commissioning_records = sa.Table(
+    "commissioning_records", metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("gateway_id", sa.Text, nullable=False),
+    sa.Column("installer", sa.Text, nullable=False),
+    sa.Column("at", sa.Text, nullable=False),
+    sa.Column("passed", sa.Integer, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # the walk-test's record as JSON
+    sa.Column("received_at", sa.Text, nullable=False),
+    sa.Column("received_by", sa.Text, nullable=False),
+    sa.Index("commissioning_household", "household_id"),
+    sqlite_autoincrement=True,
+)

@@ -90,6 +90,8 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/reports/punctuality"): CARE,
     ("GET", "/api/reports/billing.csv"): CARE,
     ("POST", "/api/enrol"): PUBLIC,
+    ("POST", "/api/gateways/{gateway_id}/commissioning"): HOMES,
+    ("GET", "/api/households/{household_id}/commissioning"): ALL,
     ("POST", "/api/households/{household_id}/enrolment-codes"): HOMES,
     ("POST", "/api/gateways/{gateway_id}/revoke"): HOMES,
     ("GET", "/api/organisations/{organisation_id}/escalation-policy"): CARE,
@@ -224,6 +226,10 @@ def _request_body(world: World, method: str, template: str, caller: str) -> dict
         ("PUT", "/api/organisations/{organisation_id}/escalation-policy"): {
             "acknowledge_within_min": {"critical": 3, "high": 10, "medium": 60, "low": None}},
         ("POST", "/api/enrol"): {"code": "AAAA-AAAA", "csr": "x" * 100},
+        ("POST", "/api/gateways/{gateway_id}/commissioning"): {
+            "gateway_id": a.gateway, "installer": caller, "at": "2026-03-02T09:00:00Z",
+            "gateway_version": "0.1.0", "passed": True, "devices": [],
+            "steps": [{"id": "tap-c", "prompt": "Tap", "ok": True}]},
         ("POST", "/api/webhooks"): {"organisation_id": a.id, "url": "http://127.0.0.1:9/",
                                     "secret": "s" * 16},
         ("POST", "/api/gateways/{gateway_id}/commands"): {"command": "identify"},
