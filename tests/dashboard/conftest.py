@@ -134,8 +134,10 @@ def _desk(app: FastAPI, url: str, clock: ManualClock, broker: MosquittoBroker,
             home.journal.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    """One browser per test module: Playwright's sync API runs an event loop in this thread
+    while it is open, which later tests' own ``asyncio.run`` must not meet."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (make test installs it with apt)")
     with sync_playwright() as playwright:
