@@ -48,6 +48,7 @@ from central.dashboard.session import (
     page_user,
 )
 from central.dashboard.timeline import visit_svg
+from central.provisioning.commissioning import commissioning_records
 from central.store import NotFound, Store
 from central.views import alert_detail, list_gateways, list_visits
 from homecall.clock import format_utc
@@ -311,7 +312,8 @@ def household_page(request: Request, household_id: str, user: PageUser) -> Respo
     return _render(request, "household.html", user=user, household=household,
                    residents=people.list_service_users(user.scope, household.id),
                    plan=current[0] if current else None, visits=visits[:30],
-                   gateway=gateway, devices=devices)
+                   gateway=gateway, devices=devices,
+                   commissioning=commissioning_records(request.app.state.db, household.id))
 
 
 # ----------------------------------------------------------------------------- today

@@ -14,7 +14,9 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from central.auth.deps import AnyStaff, HomeEditor, PeopleDep
-from central.db.tables import audit, commissioning_records
+from central.db.engine import Database
+from central.db.tables import audit
+from central.db.tables import commissioning_records as commissioning_records_table
 from central.deps import ClockDep, DbDep
 from central.people.repository import NotFound as PersonNotFound
 from homecall.clock import format_utc
@@ -61,11 +63,11 @@ def add_record(gateway_id: str, record: CommissioningRecord, db: DbDep, clock: C
         raise HTTPException(status_code=404, detail=f"no gateway {gateway_id!r}")
     now = format_utc(clock.now())
     with db.write() as conn:
-        record_id = conn.execute(sa.insert(commissioning_records).values(
+        record_id = conn.execute(sa.insert(commissioning_records_table).values(
             household_id=household.id, gateway_id=gateway_id, installer=record.installer,
             at=format_utc(record.at), passed=int(record.passed),
             record=record.model_dump_json(), received_at=now, received_by=user.username,
-        ).returning(commissioning_records.c.id)).scalar_one()
+        ).returning(commissioning_records_table.c.id)).scalar_one()
         conn.execute(sa.insert(audit).values(
             at=now, who=user.username, action="commissioning.recorded",
             target=f"household:{household.id}",
@@ -80,9 +82,14 @@ def records(household_id: str, db: DbDep, people: PeopleDep,
         household = people.get_household(household_id, user.scope)
     except PersonNotFound as err:
         raise HTTPException(status_code=404, detail=str(err)) from err
+    return commissioning_records(db, household.id)
+
+
+def commissioning_records(db: Database, household_id: str) -> list[dict[str, Any]]:
+    """The household's walk-test records, newest first."""
     with db.read() as conn:
-        rows = conn.execute(sa.select(commissioning_records).where(
-            commissioning_records.c.household_id == household.id)
-            .order_by(commissioning_records.c.id.desc())).all()
+        rows = conn.execute(sa.select(commissioning_records_table).where(
+            commissioning_records_table.c.household_id == household_id)
+            .order_by(commissioning_records_table.c.id.desc())).all()
     return [{"id": r.id, "received_at": r.received_at, "received_by": r.received_by,
              **json.loads(r.record)} for r in rows]
