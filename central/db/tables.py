@@ -254,3 +254,21 @@ commissioning_records = sa.Table(
     sa.Index("commissioning_household", "household_id"),
     sqlite_autoincrement=True,
 )
+
+attendance_adjustments = sa.Table(
+    "attendance_adjustments", metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("gateway_id", sa.Text, nullable=False),
+    sa.Column("visit_id", sa.Text, nullable=False),
+    sa.Column("carer_id", sa.Text, nullable=False),
+    sa.Column("arrived_at", sa.Text, nullable=False),  # the corrected times
+    sa.Column("departed_at", sa.Text, nullable=False),
+    sa.Column("original_arrived_at", sa.Text),  # what the gateway recorded (kept)
+    sa.Column("original_departed_at", sa.Text),
+    sa.Column("reason_code", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("made_by", sa.Text, nullable=False),
+    sa.Column("made_at", sa.Text, nullable=False),
+    sa.Index("attendance_adjustments_visit", "gateway_id", "visit_id"),
+    sqlite_autoincrement=True,
+)

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from central.auth.deps import AllowedGateways, CareReader
-from central.deps import StoreDep
-from central.reports.billing import billing_csv
+from central.auth.deps import AllowedGateways, CareReader, PeopleEditor, require_visible
+from central.deps import ClockDep, StoreDep
+from central.reports.adjustments import (
+    REASON_CODES,
+    AdjustmentError,
+    add_adjustment,
+    adjustments_for,
+)
+from central.reports.billing import adjusted_share, billing_csv, billing_rows
 from central.reports.punctuality import CLASSES, punctuality_report
 from central.reports.visits import visits_between
 
@@ -51,16 +58,76 @@ def punctuality(store: StoreDep, user: CareReader, allowed: AllowedGateways,
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
 
 
-@router.get("/billing.csv")
-def billing(store: StoreDep, user: CareReader, allowed: AllowedGateways,
-            week: Annotated[str, Query(pattern=r"^\d{4}-W\d{2}$",
-                                       description="ISO week, e.g. 2026-W10")]) -> Response:
-    """One line per visit of the ISO week (Monday to Sunday, local time)."""
-    year, number = int(week[:4]), int(week[6:])
+WeekParam = Annotated[str, Query(pattern=r"^\d{4}-W\d{2}$",
+                                 description="ISO week, e.g. 2026-W10")]
+
+
+def _week(week: str) -> date:
     try:
-        monday = date.fromisocalendar(year, number, 1)
+        return date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
     except ValueError as err:
         raise HTTPException(status_code=422, detail=f"week: {err}") from err
-    text = billing_csv(visits_between(store, monday, monday + timedelta(days=7), allowed))
+
+
+@router.get("/billing.csv")
+def billing(store: StoreDep, user: CareReader, allowed: AllowedGateways,
+            week: WeekParam) -> Response:
+    """One line per visit of the ISO week (Monday to Sunday, local time), corrections
+    applied and flagged. The week's adjusted share is in ``X-Adjusted-Share``."""
+    monday = _week(week)
+    visits = visits_between(store, monday, monday + timedelta(days=7), allowed)
+    adjustments = adjustments_for(store.db, None if allowed is None else sorted(allowed))
+    text = billing_csv(visits, adjustments)
+    summary = adjusted_share(billing_rows(visits, adjustments))
     return Response(text, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="homecall-billing-{week}.csv"'})
+        "Content-Disposition": f'attachment; filename="homecall-billing-{week}.csv"',
+        "X-Adjusted-Share": f"{summary['share']:.4f}"})
+
+
+@router.get("/billing-summary")
+def billing_summary(store: StoreDep, user: CareReader, allowed: AllowedGateways,
+                    week: WeekParam) -> dict[str, Any]:
+    """The week's lines, how many were manually adjusted, and whether that is over 5 %."""
+    monday = _week(week)
+    visits = visits_between(store, monday, monday + timedelta(days=7), allowed)
+    rows = billing_rows(visits, adjustments_for(
+        store.db, None if allowed is None else sorted(allowed)))
+    return {"week": week, **adjusted_share(rows)}
+
+
+class AdjustmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    carer_id: str = Field(min_length=1, max_length=64)
+    arrived_at: datetime
+    departed_at: datetime
+    reason_code: str = Field(description="one of GET /api/reports/adjustment-reasons")
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/adjustment-reasons")
+def adjustment_reasons(user: CareReader) -> dict[str, str]:
+    return REASON_CODES
+
+
+@router.post("/visits/{gateway_id}/{visit_id}/adjustments", status_code=201)
+def adjust(gateway_id: str, visit_id: str, body: AdjustmentIn, store: StoreDep,
+           clock: ClockDep, user: PeopleEditor, allowed: AllowedGateways) -> dict[str, Any]:
+    """Correct one carer's attendance (coordinator or manager): kept beside the original,
+    audited, flagged on the billing line."""
+    require_visible(allowed, gateway_id, "gateway")
+    try:
+        adjustment_id = add_adjustment(store.db, gateway_id, visit_id, body.carer_id,
+                                       body.arrived_at, body.departed_at, body.reason_code,
+                                       body.note, user.username, clock.now())
+    except AdjustmentError as err:
+        raise HTTPException(status_code=422, detail=str(err)) from err
+    return {"id": adjustment_id}
+
+
+@router.get("/visits/{gateway_id}/{visit_id}/adjustments")
+def adjustments(gateway_id: str, visit_id: str, store: StoreDep, user: CareReader,
+                allowed: AllowedGateways) -> list[dict[str, Any]]:
+    """The corrections with the originals beside them, oldest first."""
+    require_visible(allowed, gateway_id, "gateway")
+    return adjustments_for(store.db, [gateway_id]).get((gateway_id, visit_id), [])

@@ -89,6 +89,10 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/metrics"): MANAGERS,
     ("GET", "/api/reports/punctuality"): CARE,
     ("GET", "/api/reports/billing.csv"): CARE,
+    ("GET", "/api/reports/billing-summary"): CARE,
+    ("GET", "/api/reports/adjustment-reasons"): CARE,
+    ("POST", "/api/reports/visits/{gateway_id}/{visit_id}/adjustments"): PEOPLE,
+    ("GET", "/api/reports/visits/{gateway_id}/{visit_id}/adjustments"): CARE,
     ("POST", "/api/enrol"): PUBLIC,
     ("POST", "/api/gateways/{gateway_id}/commissioning"): HOMES,
     ("GET", "/api/households/{household_id}/commissioning"): ALL,
@@ -179,12 +183,13 @@ def _path(world: World, method: str, template: str, caller: str) -> str:
     values = {"household_id": world.a.household, "service_user_id": world.a.service_user,
               "carer_id": world.a.carer, "organisation_id": world.a.id,
               "gateway_id": world.a.gateway, "alert_id": str(world.a.alert),
-              "user_id": world.spare_user, "step": NO_RESPONSE_CHECKLIST.steps[0].id}
+              "user_id": world.spare_user, "step": NO_RESPONSE_CHECKLIST.steps[0].id,
+              "visit_id": "v-a"}
     if (method, template) in ALERT_SETUP:
         values["alert_id"] = _fresh_alert(world, *ALERT_SETUP[(method, template)])
     if template == "/api/reports/punctuality":
         return template + "?from=2026-03-01&to=2026-03-08"
-    if template == "/api/reports/billing.csv":
+    if template in ("/api/reports/billing.csv", "/api/reports/billing-summary"):
         return template + "?week=2026-W10"
     if template == "/api/alerts/stream":  # replay from the start, end after one event
         return template + "?since=0:0&max_events=1"
@@ -226,6 +231,10 @@ def _request_body(world: World, method: str, template: str, caller: str) -> dict
         ("PUT", "/api/organisations/{organisation_id}/escalation-policy"): {
             "acknowledge_within_min": {"critical": 3, "high": 10, "medium": 60, "low": None}},
         ("POST", "/api/enrol"): {"code": "AAAA-AAAA", "csr": "x" * 100},
+        ("POST", "/api/reports/visits/{gateway_id}/{visit_id}/adjustments"): {
+            "carer_id": a.carer, "arrived_at": "2026-03-02T10:00:00Z",
+            "departed_at": "2026-03-02T10:30:00Z", "reason_code": "missed_tap_out",
+            "note": f"by {caller}"},
         ("POST", "/api/gateways/{gateway_id}/commissioning"): {
             "gateway_id": a.gateway, "installer": caller, "at": "2026-03-02T09:00:00Z",
             "gateway_version": "0.1.0", "passed": True, "devices": [],

@@ -14,7 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from central.reports.billing import COLUMNS, billing_csv
+import pytest
+import sqlalchemy as sa
+
+from central.db.tables import audit
+from central.reports.adjustments import AdjustmentError, add_adjustment, adjustments_for
+from central.reports.billing import COLUMNS, adjusted_share, billing_csv, billing_rows
 from central.reports.punctuality import punctuality_report
 from central.reports.visits import visits_between
 from central.store import Store
@@ -127,3 +132,43 @@ def test_billing_csv_has_one_line_per_visit_with_the_real_lengths(
     first = next(r for r in rows if r["visit_id"] == "v00" and r["gateway"] == "gw-rep-00")
     assert first["planned_start"] == "2026-03-02 08:00" and first["planned_minutes"] == "30"
     assert {r["adjusted"] for r in rows} == {"N"}
+
+
+def test_a_correction_is_kept_beside_the_original_flagged_and_counted(
+    store: Store,  # noqa: F811
+) -> None:
+    truth = generate(store)
+    db = store.db
+    visits = visits_between(store, MONDAY, MONDAY + timedelta(days=7), None)
+    attended = next(v for v in visits if v["attendances"] and v["attendances"][0]["departed"])
+    untapped = [v for v in visits if not v["attendances"] and v["status"] == "planned"][:9]
+    now = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+    carer = attended["attendances"][0]["carer"]
+    arrived = datetime.fromisoformat(attended["attendances"][0]["arrived"].replace("Z", "+00:00"))
+    with pytest.raises(AdjustmentError, match="reason_code: unknown 'forgot'"):
+        add_adjustment(db, attended["gateway"], attended["id"], carer, arrived,
+                       arrived + timedelta(minutes=30), "forgot", "x", "cora", now)
+    add_adjustment(db, attended["gateway"], attended["id"], carer, arrived,
+                   arrived + timedelta(minutes=45), "missed_tap_out", "left at 45 min",
+                   "cora", now)
+    for visit in untapped:  # attended, but the reader was down
+        start = datetime.fromisoformat(visit["planned_start"]).replace(tzinfo=LONDON)
+        add_adjustment(db, visit["gateway"], visit["id"], "c-0", start,
+                       start + timedelta(minutes=30), "reader_fault", "paper timesheet",
+                       "cora", now)
+    adjustments = adjustments_for(db)
+    [kept] = adjustments[(attended["gateway"], attended["id"])]
+    assert kept["original_departed_at"] == attended["attendances"][0]["departed"]
+    rows = billing_rows(visits, adjustments)
+    line = next(r for r in rows if (r["gateway"], r["visit_id"]) ==
+                (attended["gateway"], attended["id"]))
+    assert (line["actual_minutes"], line["adjusted"], line["adjustment_reason"]) == (
+        "45", "Y", "missed_tap_out")
+    summary = adjusted_share(rows)
+    assert summary["adjusted"] == 1 + len(untapped) and summary["lines"] == 12 * 14
+    assert summary["over_limit"] == ((1 + len(untapped)) / (12 * 14) > 0.05)
+    assert truth["lengths"]  # the generated lengths are untouched elsewhere
+    with store.db.read() as conn:
+        who = conn.execute(sa.select(audit.c.who).where(
+            audit.c.action == "attendance.adjusted")).scalars().all()
+    assert who == ["cora"] * (1 + len(untapped))
