@@ -13,8 +13,16 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from central.auth.deps import AllowedGateways, CareReader, PeopleEditor, require_visible
+from central.auth.deps import (
+    AllowedGateways,
+    CareReader,
+    PeopleDep,
+    PeopleEditor,
+    UserManager,
+    require_visible,
+)
 from central.deps import ClockDep, StoreDep
+from central.people.repository import NotFound as PersonNotFound
 from central.reports.adjustments import (
     REASON_CODES,
     AdjustmentError,
@@ -23,6 +31,7 @@ from central.reports.adjustments import (
 )
 from central.reports.billing import adjusted_share, billing_csv, billing_rows
 from central.reports.punctuality import CLASSES, punctuality_report
+from central.reports.subject_access import subject_access
 from central.reports.visits import visits_between
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
@@ -103,6 +112,23 @@ class AdjustmentIn(BaseModel):
     departed_at: datetime
     reason_code: str = Field(description="one of GET /api/reports/adjustment-reasons")
     note: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/subject-access/{service_user_id}", response_model=None)
+def subject_access_export(service_user_id: str, store: StoreDep, clock: ClockDep,
+                          people: PeopleDep, user: UserManager, allowed: AllowedGateways,
+                          format: Literal["json", "csv"] = "json",
+                          ) -> dict[str, Any] | Response:
+    """Everything held about one person (a manager; audited). ``format=csv``: their
+    visits, one line each, in the billing export's columns."""
+    try:
+        export = subject_access(store, people, service_user_id, user.scope, allowed,
+                                user.username, clock.now())
+    except PersonNotFound as err:
+        raise HTTPException(status_code=404, detail=str(err)) from err
+    if format == "json":
+        return export
+    return Response(billing_csv(export["visits"]), media_type="text/csv; charset=utf-8")
 
 
 @router.get("/adjustment-reasons")

@@ -91,6 +91,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/reports/billing.csv"): CARE,
     ("GET", "/api/reports/billing-summary"): CARE,
     ("GET", "/api/reports/adjustment-reasons"): CARE,
+    ("GET", "/api/reports/subject-access/{service_user_id}"): MANAGERS,
     ("POST", "/api/reports/visits/{gateway_id}/{visit_id}/adjustments"): PEOPLE,
     ("GET", "/api/reports/visits/{gateway_id}/{visit_id}/adjustments"): CARE,
     ("POST", "/api/enrol"): PUBLIC,

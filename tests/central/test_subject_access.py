@@ -1,0 +1,40 @@
+"""Subject access: a manager exports everything held about one person (record, household,
+visits, alerts with their trail), the export is audited, and another organisation's person
+does not exist for them."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import sqlalchemy as sa
+
+from central.db.tables import audit
+from tests.central.conftest import World
+
+
+def test_a_manager_exports_one_persons_data_and_it_is_audited(world: World) -> None:
+    client, a, b = world.client, world.a, world.b
+    manager = world.headers["manager"]
+    reply = client.get(f"/api/reports/subject-access/{a.service_user}", headers=manager)
+    assert reply.status_code == 200, reply.text
+    export = reply.json()
+    assert export["person"]["name"] == "Person A"
+    assert export["person"]["next_of_kin"][0]["phones"] == ["+44 7700 900001"]
+    assert export["household"]["gateway_id"] == a.gateway
+    assert [v["id"] for v in export["visits"]] == ["v-a"]
+    assert [x["id"] for x in export["alerts"]] == [a.alert]
+    assert export["exported_by"] == "manager-a"
+    rows = list(csv.DictReader(io.StringIO(client.get(
+        f"/api/reports/subject-access/{a.service_user}", params={"format": "csv"},
+        headers=manager).text)))
+    assert [r["visit_id"] for r in rows] == ["v-a"]
+    with world.app.state.db.read() as conn:
+        exported = conn.execute(sa.select(audit.c.who).where(
+            audit.c.action == "subject_access.exported")).scalars().all()
+    assert exported == ["manager-a", "manager-a"]
+    # B's person does not exist for A's manager; a monitor may not export at all
+    assert client.get(f"/api/reports/subject-access/{b.service_user}",
+                      headers=manager).status_code == 404
+    assert client.get(f"/api/reports/subject-access/{a.service_user}",
+                      headers=world.headers["monitor"]).status_code == 403
