@@ -84,7 +84,8 @@ def create_app(
     @app.get("/api/health", tags=["health"])
     def health() -> JSONResponse:
         """Ready (200, ``ok: true``) only when the database answers and the broker is
-        connected; otherwise 503 with which of the two is missing."""
+        connected (an API-only process: the database alone); otherwise 503 with which of
+        the two is missing."""
         ingest: Ingest | None = app.state.ingest
         broker = bool(ingest and ingest.connected.is_set())
         try:
@@ -92,7 +93,7 @@ def create_app(
             database = True
         except DatabaseError:
             database = False
-        ready = broker and database
+        ready = database and (broker or settings.api_only)
         return JSONResponse(status_code=200 if ready else 503, content={
             "ok": ready, "broker_connected": broker, "database_ok": database,
             "time": format_utc(app.state.clock.now()),

@@ -1,4 +1,5 @@
-"""``homecall central serve``: run the HTTP API and MQTT ingest in one process."""
+"""``homecall central serve``: run the HTTP API and MQTT ingest in one process, or, with
+``--no-ingest``, the HTTP API alone beside ``homecall central ingest`` workers."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="central's Ed25519 private key (raw or hex): signs gateway plans")
     parser.add_argument("--clock", default=os.environ.get("HOMECALL_CLOCK"),
                         help="'system' or 'scaled:START:SPEED:ANCHOR'")
+    parser.add_argument("--no-ingest", action="store_true",
+                        help="HTTP API only: ingest runs in `homecall central ingest` workers")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.mqtt_password_file:
         overrides["mqtt_password"] = args.mqtt_password_file.read_text().strip()
+    if getattr(args, "no_ingest", False):
+        overrides["api_only"] = True
     settings = CentralSettings(**{k: v for k, v in overrides.items() if v is not None})
     database = Database(settings.database_url)  # a bad path or URL: one line, no traceback
     database.check()
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         "reachable" if unreachable is None
         else f"unreachable: {unreachable} (will keep trying, and log it until connected)"
     ), flush=True)
-    app = create_app(settings, database=database)
+    app = create_app(settings, database=database, with_ingest=not settings.api_only)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     return 0
 

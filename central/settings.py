@@ -26,6 +26,9 @@ class CentralSettings(BaseSettings):
     broker_report_s: float = 10.0  # how often "broker unreachable" is logged until connected
     #: Gateway liveness and backup detection in this process (off: another process does it).
     supervise: bool = True
+    #: This process serves the HTTP API only: ingest runs in ``homecall central ingest``
+    #: processes, so readiness does not wait for a broker connection here.
+    api_only: bool = False
     signing_key_path: Path | None = None  # raw/hex Ed25519 private key: signs gateway plans
     #: Staff sessions: a browser session cookie lasts this long, a bearer token longer.
     session_hours: float = 12.0

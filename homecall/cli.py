@@ -17,6 +17,8 @@ from collections.abc import Sequence
 # (group, command) -> module; group None means a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
+    ("central", "ingest"): ("central.ingest.worker",
+                            "run MQTT ingest as its own process (N share the broker)"),
     ("central", "migrate"): ("central.db.migrate", "create or upgrade central's database schema"),
     ("central", "create-user"): ("central.auth.cli", "create a staff account (the first admin)"),
     ("central", "init-ca"): ("central.provisioning.ca",
