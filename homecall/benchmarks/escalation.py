@@ -104,9 +104,11 @@ def measure(workdir: Path, alerts: int, speed: float, spacing_s: float) -> dict[
         server.shutdown()
     with db.read() as conn:
         rows = conn.execute(sa.select(alerts_table.c.id, alerts_table.c.received_at)).all()
-        escalated_at = {int(r.target.removeprefix("alert:")): parse_utc(r.at)
-                        for r in conn.execute(sa.select(audit.c.target, audit.c.at).where(
-                            audit.c.action == "alert.escalated"))}
+        escalated_at: dict[int, datetime] = {}
+        for r in conn.execute(sa.select(audit.c.target, audit.c.at).where(
+                audit.c.action == "alert.escalated").order_by(audit.c.id)):
+            # the first escalation (later tiers and reminders follow while nobody acts)
+            escalated_at.setdefault(int(r.target.removeprefix("alert:")), parse_utc(r.at))
     db.dispose()
     to_store, to_webhook = [], []
     for row in rows:
