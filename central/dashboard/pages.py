@@ -316,6 +316,20 @@ def household_page(request: Request, household_id: str, user: PageUser) -> Respo
                    commissioning=commissioning_records(request.app.state.db, household.id))
 
 
+@router.post("/alerts/{alert_id}/sign-off")
+async def sign_off(request: Request, alert_id: int, user: PageUser) -> Response:
+    """A manager records the regulator decision and signs the incident record off."""
+    fields = await form_fields(request)
+    if DESK_ACTOR_ROLES.get(user.role) != "manager":
+        return _back(alert_id, "Only a manager can sign off an incident record.")
+    actor, now = _desk_actor(user), request.app.state.clock.now()
+    required = fields.get("regulator_required", "") == "yes"
+    rationale = fields.get("regulator_rationale", "").strip() or "(none given)"
+    return _change(request, alert_id, user, lambda r: r.decide_regulator(
+        actor, now, required=required, rationale=rationale).sign(
+        actor, now, fields.get("note", "")), "Incident record signed off.")
+
+
 # ----------------------------------------------------------------------------- today
 
 

@@ -172,3 +172,44 @@ def test_a_form_without_its_csrf_token_is_refused(desk: Desk, page: Page) -> Non
     # the session still works: nothing was done
     page.goto(desk.url + "/")
     expect(page.get_by_role("heading", name="Alert board")).to_be_visible()
+
+
+def test_a_missed_visit_is_signed_off_by_a_manager_and_resolved_in_the_browser(
+    desk: Desk, page: Page,
+) -> None:
+    desk.a.raise_alert(EventType.VISIT_MISSED, Severity.CRITICAL, "v-a", "su-a")
+    log_in(page, desk, "monitor-a")
+    page.locator("li.alert", has_text="visit missed").get_by_role("link", name="Open").click()
+    detail_url = page.url
+    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_label("What happened").fill("Carer off sick, cover not arranged")
+    page.get_by_label("Action taken now").fill("sent the standby carer")
+    for group, answer in (("Family or next of kin informed?", "Yes"),
+                          ("Police contacted?", "No"),
+                          ("Safeguarding referral made?", "No")):
+        page.get_by_role("group", name=group).get_by_label(answer, exact=True).check()
+    page.get_by_label("Reference / why not").fill("person safe at home")
+    page.get_by_label("Rationale").fill("one-off, person safe")
+    page.get_by_role("button", name="Save incident record").click()
+    expect(page.get_by_role("status")).to_have_text("Incident record saved.")
+    expect(page.get_by_role("button", name="Sign off the incident record")).to_have_count(0)
+    page.get_by_role("button", name="Log out").click()
+
+    log_in(page, desk, "manager-a")
+    page.goto(detail_url)
+    page.get_by_role("group", name="Must the regulator (CQC) be notified?").get_by_label(
+        "No", exact=True).check()
+    page.get_by_label("Rationale").last.fill("no harm came to the person")
+    page.get_by_role("button", name="Sign off the incident record").click()
+    expect(page.get_by_role("status")).to_have_text("Incident record signed off.")
+    page.get_by_role("button", name="Log out").click()
+
+    log_in(page, desk, "monitor-a")
+    page.goto(detail_url)
+    page.get_by_label("What was done").fill("standby carer visited at 12:10")
+    page.get_by_role("button", name="Resolve").click()
+    expect(page.get_by_role("status")).to_have_text("Resolved.")
+    expect(page.locator("#status")).to_contain_text("resolved")
+    audit = page.locator("table.audit")
+    expect(audit).to_contain_text("manager-a")
+    expect(audit).to_contain_text("alert.resolved")
