@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -26,11 +27,19 @@ def _config(db: Database) -> Config:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the database's schema up to ``revision`` (the newest by default)."""
+    """Bring the database's schema up to ``revision`` (the newest by default). On
+    PostgreSQL a transaction-scoped advisory lock serialises processes that start together
+    (several ingest workers): the second waits, then finds the schema current."""
     config = _config(db)
     with db.engine.begin() as conn:
+        if not db.is_sqlite:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+#: The advisory lock key that serialises migrations ("HCmigrat" as ASCII).
+_MIGRATION_LOCK = 0x48436D6967726174
 
 
 def current_revision(db: Database) -> str | None:

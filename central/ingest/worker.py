@@ -5,8 +5,9 @@ Run N of them beside one ``homecall central serve --no-ingest``: they share the 
 write to one PostgreSQL database; what a gateway is acked comes from the database (the
 highest contiguous seq stored), not from a worker's memory, so two workers storing parts of
 one gateway's stream ack it correctly. Each needs its own ``--mqtt-client-id``. Time-based
-jobs (gateway liveness, backup alerts, escalation, webhook retries) run in a worker started
-with ``--supervise``: exactly one (see docs/scaling.md)."""
+jobs (gateway liveness, backup alerts, escalation, webhook retries) run in the workers started
+with ``--supervise``, one at a time: the database chooses the leader
+(:mod:`central.supervision.leader`), and another takes over when it dies."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="unique per worker, e.g. central-ingest-2")
     parser.add_argument("--signing-key", type=Path, help="signs gateway plans")
     parser.add_argument("--supervise", action="store_true",
-                        help="also run the time-based jobs (in exactly one process)")
+                        help="also run the time-based jobs when this worker holds the lead "
+                             "(give it to two or more: one leads, the others stand by)")
     parser.add_argument("--clock", help="'system' or 'scaled:START:SPEED:ANCHOR'")
 
 
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from central.ingest.session import Ingest
     from central.settings import CentralSettings
     from central.store import Store
+    from central.supervision.leader import JobsLeader
     from central.supervision.runner import Supervisor
     from homecall.clock import clock_from_spec
 
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     clock = clock_from_spec(settings.clock)
     store = Store(database)
     ingest = Ingest(settings, store, clock)
-    supervisor = Supervisor(store, clock) if args.supervise else None
+    supervisor = Supervisor(store, clock, leader=JobsLeader(database, settings.mqtt_client_id)
+                            ) if args.supervise else None
     if supervisor is not None:
         ingest.status_listeners.append(supervisor.wake)
     stopping = threading.Event()

@@ -39,6 +39,8 @@ from central.supervision.backup import (
     PlanChange,
 )
 from central.supervision.dedupe import AlertKey
+from central.supervision.leader import RETRY_S as LEADER_RETRY_S
+from central.supervision.leader import JobsLeader
 from central.supervision.liveness import (
     DEFAULT_HEARTBEAT_S,
     GatewayLiveness,
@@ -78,9 +80,12 @@ class Supervisor:
     """Runs liveness and backup detection for every gateway, at each deadline."""
 
     def __init__(self, store: Store, clock: Clock, *,
-                 policy: EscalationPolicy | None = None) -> None:
+                 policy: EscalationPolicy | None = None,
+                 leader: JobsLeader | None = None) -> None:
         self.store = store
         self.clock = clock
+        #: With several processes: only the one holding the lead runs the jobs.
+        self.leader = leader
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()  # one run at a time
         self._schedule_lock = threading.Lock()
@@ -107,6 +112,8 @@ class Supervisor:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        if self.leader is not None:
+            self.leader.release()
 
     def wake(self, *_: object) -> None:
         """Run as soon as possible (a status arrived, or on start)."""
@@ -120,6 +127,9 @@ class Supervisor:
                                     replace_existing=True, misfire_grace_time=None)
 
     def _run_and_reschedule(self) -> None:
+        if self.leader is not None and not self._leads():
+            self._schedule(datetime.now(UTC) + timedelta(seconds=LEADER_RETRY_S))
+            return
         try:
             deadline = self.run_once()
         except Exception:  # a bad run must not stop supervision: log it, try again soon
@@ -133,6 +143,14 @@ class Supervisor:
             else:
                 sleep = min(sleep, max(0.0, (deadline - self.clock.now()).total_seconds()))
         self._schedule(datetime.now(UTC) + timedelta(seconds=sleep))
+
+    def _leads(self) -> bool:
+        assert self.leader is not None
+        try:
+            return self.leader.check()
+        except Exception:  # the database is away: nobody can run the jobs; try again
+            log.exception("could not check the jobs lead")
+            return False
 
     # ------------------------------------------------------------------ one run
     def run_once(self) -> datetime | None:
