@@ -49,6 +49,13 @@ MAX_INFLIGHT_MESSAGES = 1000
 #: event in their journal until central's application-level ack, so they resend them later.
 MAX_QUEUED_MESSAGES = 100_000
 MAX_QUEUED_BYTES = 256 * 1024 * 1024
+#: Publishes one gateway login may make: a burst, then so many a second (the policy plugin's
+#: token bucket; beyond it a publish is refused with PUBACK 0x87 and the gateway sends it
+#: again after a back-off). A gateway sends a status every 30 s and a few events an hour; the
+#: burst covers the backlog of days offline. It bounds what one stolen login can put in
+#: front of every other gateway's events in central's queue (docs/security.md).
+GATEWAY_PUBLISH_RATE_PER_S = 100.0
+GATEWAY_PUBLISH_BURST = 500
 
 _PLUGIN_SOURCE = Path(__file__).with_name("broker_policy.c")
 
@@ -112,8 +119,12 @@ def build_policy_plugin(cache_dir: str | Path | None = None) -> Path:
     return target
 
 
-def policy_config_text(plugin_path: str | Path) -> str:
-    """The ``mosquitto.conf`` lines of HomeCall's broker policy (see docs/security.md)."""
+def policy_config_text(plugin_path: str | Path,
+                       publish_rate_per_s: float = GATEWAY_PUBLISH_RATE_PER_S,
+                       publish_burst: int = GATEWAY_PUBLISH_BURST) -> str:
+    """The ``mosquitto.conf`` lines of HomeCall's broker policy (see docs/security.md). A
+    ``publish_rate_per_s`` of 0 lifts the per-login publish rate (benchmarks of central's
+    own capacity only)."""
     return (
         # Message sizes: no packet bigger than a signed plan (plus its topic) is read from
         # anyone; gateways' own publishes are held to MAX_GATEWAY_MESSAGE_BYTES by the plugin.
@@ -130,6 +141,8 @@ def policy_config_text(plugin_path: str | Path) -> str:
         f"plugin_opt_central_users {' '.join(CENTRAL_USERS)}\n"
         f"plugin_opt_gateway_client_id_prefix {GATEWAY_CLIENT_ID_PREFIX}\n"
         f"plugin_opt_max_gateway_payload {MAX_GATEWAY_MESSAGE_BYTES}\n"
+        f"plugin_opt_publish_rate {publish_rate_per_s:g}\n"
+        f"plugin_opt_publish_burst {publish_burst}\n"
     )
 
 
@@ -178,8 +191,12 @@ class MosquittoBroker:
     ``tls`` is given, a mutual-TLS listener for enrolled gateways."""
 
     def __init__(self, workdir: str | Path, port: int | None = None,
-                 persistence: bool = True, tls: TlsListener | None = None) -> None:
+                 persistence: bool = True, tls: TlsListener | None = None,
+                 publish_rate_per_s: float = GATEWAY_PUBLISH_RATE_PER_S,
+                 publish_burst: int = GATEWAY_PUBLISH_BURST) -> None:
         self.workdir = Path(workdir)
+        self.publish_rate_per_s = publish_rate_per_s
+        self.publish_burst = publish_burst
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.persistence = persistence
@@ -202,10 +219,43 @@ class MosquittoBroker:
                     f"{CENTRAL_USER!r} are central's broker identities"
                 )
         password = password or secrets.token_urlsafe(18)
+        new_gateway = username not in self.passwords and username not in CENTRAL_USERS
         self.passwords[username] = password
         if self.password_file.exists() or len(self.passwords) > 1:
             self._write_passwords()
+            if new_gateway and self.process is not None and self.process.poll() is None:
+                self._await_login(username)
         return password
+
+    def _await_login(self, username: str, timeout_s: float = 10.0) -> None:
+        """Return once the running broker accepts ``username``'s login. Mosquitto reloads
+        its password file on SIGHUP in its own time, so a client connecting straight after
+        :meth:`add_user` could otherwise be refused. Only for a new gateway: the probe
+        connects with that gateway's one client id, which would take over a live session."""
+        import paho.mqtt.client as mqtt  # only tests and the demo add users
+
+        deadline = time.monotonic() + timeout_s
+        outcome: list[bool] = []
+        while True:
+            outcome.clear()
+            probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                client_id=GATEWAY_CLIENT_ID_PREFIX + username,
+                                protocol=mqtt.MQTTv5)
+            probe.username_pw_set(username, self.passwords[username])
+            probe.on_connect = lambda _c, _u, _f, reason, _p: outcome.append(
+                not reason.is_failure)
+            with contextlib.suppress(OSError):
+                probe.connect("127.0.0.1", self.port)
+                while not outcome and time.monotonic() < deadline:
+                    if probe.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                probe.disconnect()
+            if outcome and outcome[0]:
+                return
+            if time.monotonic() >= deadline:
+                raise BrokerError(f"the broker did not accept {username!r}'s new login "
+                                  f"within {timeout_s}s of reloading its password file")
+            time.sleep(0.05)
 
     def credentials_file(self, username: str) -> Path:
         path = self.workdir / f"{username}.secret"
@@ -239,7 +289,8 @@ class MosquittoBroker:
             f"persistence {'true' if self.persistence else 'false'}\n"
             f"persistence_location {self.workdir}/\n"
             f"autosave_interval 1\n"
-            + policy_config_text(build_policy_plugin())
+            + policy_config_text(build_policy_plugin(), self.publish_rate_per_s,
+                                 self.publish_burst)
             +
             # Forward each message at once: Nagle + delayed ACK adds ~40 ms on loopback.
             f"set_tcp_nodelay true\n"

@@ -13,22 +13,29 @@
  *   - SUBSCRIBE: only the exact topics <root>/<username>/plan, .../cmd and .../ack
  *     (no wildcards, no $share/...), refused with reason code 0x87 otherwise;
  *   - PUBLISH: only <root>/<username>/events and .../status, payload at most
- *     max_gateway_payload bytes, and never retained on events.
+ *     max_gateway_payload bytes, and never retained on events;
+ *   - PUBLISH rate: a token bucket per gateway login (publish_burst messages, refilled at
+ *     publish_rate a second); a publish beyond it is refused (PUBACK 0x87), so one login
+ *     cannot flood central's queue: a gateway keeps every refused event in its journal and
+ *     sends it again after a back-off. A rate of 0 turns the limit off.
  *
  * Everything it does not refuse it defers to the password_file and acl_file, which still
  * apply. Options (plugin_opt_...): topic_root, central_users (space separated),
- * gateway_client_id_prefix, max_gateway_payload (bytes).
+ * gateway_client_id_prefix, max_gateway_payload (bytes), publish_rate (messages a second),
+ * publish_burst (messages).
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
 #define MAX_CENTRAL_USERS 16
+#define SPARE_STATUS_EVERY_S 5.0
 
 static mosquitto_plugin_id_t *plugin_id = NULL;
 static char *topic_root = NULL;
@@ -36,6 +43,110 @@ static char *client_id_prefix = NULL;
 static char *central_users[MAX_CENTRAL_USERS];
 static int central_user_count = 0;
 static uint32_t max_gateway_payload = 32768;
+static double publish_rate = 0.0;
+static double publish_burst = 0.0;
+
+/* One token bucket per gateway login, in an open-addressing table keyed by username. Entries
+ * live as long as the broker (one per gateway that has published: logins are enrolled, so
+ * the table is bounded by the fleet) and survive reconnects, so reconnecting does not refill. */
+struct bucket {
+	char *username;
+	double tokens;
+	double refilled_at;
+	double spare_status_at;
+	unsigned long refused;
+};
+static struct bucket *buckets = NULL;
+static size_t bucket_capacity = 0;
+static size_t bucket_count = 0;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t hash_name(const char *name)
+{
+	size_t hash = 1469598103934665603ULL;
+	for(; *name; name++){
+		hash = (hash ^ (unsigned char)*name) * 1099511628211ULL;
+	}
+	return hash;
+}
+
+static bool grow_buckets(void)
+{
+	size_t i, j, capacity = bucket_capacity ? bucket_capacity * 2 : 1024;
+	struct bucket *table = calloc(capacity, sizeof(struct bucket));
+	if(table == NULL) return false;
+	for(i = 0; i < bucket_capacity; i++){
+		if(buckets[i].username == NULL) continue;
+		for(j = hash_name(buckets[i].username) & (capacity - 1); table[j].username;
+				j = (j + 1) & (capacity - 1));
+		table[j] = buckets[i];
+	}
+	free(buckets);
+	buckets = table;
+	bucket_capacity = capacity;
+	return true;
+}
+
+static struct bucket *bucket_for(const char *username)
+{
+	size_t i;
+	if(bucket_count * 2 >= bucket_capacity && !grow_buckets()) return NULL;
+	for(i = hash_name(username) & (bucket_capacity - 1); buckets[i].username;
+			i = (i + 1) & (bucket_capacity - 1)){
+		if(!strcmp(buckets[i].username, username)) return &buckets[i];
+	}
+	buckets[i].username = strdup(username);
+	if(buckets[i].username == NULL) return NULL;
+	buckets[i].tokens = publish_burst;
+	buckets[i].refilled_at = now_s();
+	buckets[i].spare_status_at = -SPARE_STATUS_EVERY_S;
+	buckets[i].refused = 0;
+	bucket_count++;
+	return &buckets[i];
+}
+
+/* true when this login may publish one more message now. A retained status (what a
+ * gateway's last will is) is let through over the limit once every SPARE_STATUS_EVERY_S, so
+ * central still hears that a gateway which spent its burst went offline. */
+static bool take_token(const char *username, bool retained_status)
+{
+	struct bucket *bucket;
+	double now;
+
+	if(publish_rate <= 0.0) return true;
+	bucket = bucket_for(username);
+	if(bucket == NULL) return true; /* out of memory: do not refuse a real gateway for it */
+	now = now_s();
+	bucket->tokens += (now - bucket->refilled_at) * publish_rate;
+	if(bucket->tokens > publish_burst) bucket->tokens = publish_burst;
+	bucket->refilled_at = now;
+	if(bucket->tokens >= 1.0){
+		if(bucket->refused){
+			mosquitto_log_printf(MOSQ_LOG_NOTICE,
+					"homecall policy: %s is under its publish rate again after %lu refused",
+					username, bucket->refused);
+			bucket->refused = 0;
+		}
+		bucket->tokens -= 1.0;
+		return true;
+	}
+	if(retained_status && now - bucket->spare_status_at >= SPARE_STATUS_EVERY_S){
+		bucket->spare_status_at = now;
+		return true;
+	}
+	if(bucket->refused++ == 0){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+				"homecall policy: refusing PUBLISH by %s: over its rate of %g a second (burst %g)",
+				username, publish_rate, publish_burst);
+	}
+	return false;
+}
 
 static bool is_central(const char *username)
 {
@@ -114,6 +225,9 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 						"homecall policy: refused retained PUBLISH by %s on its events", username);
 				return MOSQ_ERR_ACL_DENIED;
 			}
+			if(!take_token(username, ed->retain && is_own_topic(ed->topic, username, "status"))){
+				return MOSQ_ERR_ACL_DENIED;
+			}
 			return MOSQ_ERR_PLUGIN_DEFER;
 		default:
 			return MOSQ_ERR_PLUGIN_DEFER;
@@ -146,6 +260,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			users = options[i].value;
 		}else if(!strcmp(options[i].key, "max_gateway_payload")){
 			max_gateway_payload = (uint32_t)strtoul(options[i].value, NULL, 10);
+		}else if(!strcmp(options[i].key, "publish_rate")){
+			publish_rate = strtod(options[i].value, NULL);
+		}else if(!strcmp(options[i].key, "publish_burst")){
+			publish_burst = strtod(options[i].value, NULL);
 		}
 	}
 	if(topic_root == NULL || users == NULL || client_id_prefix == NULL
@@ -153,6 +271,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		mosquitto_log_printf(MOSQ_LOG_ERR,
 				"homecall policy: plugin_opt_topic_root, plugin_opt_central_users, "
 				"plugin_opt_gateway_client_id_prefix and plugin_opt_max_gateway_payload are required");
+		return MOSQ_ERR_INVAL;
+	}
+	if(publish_rate > 0.0 && publish_burst < 1.0){
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				"homecall policy: plugin_opt_publish_burst must be at least 1 with a publish_rate");
 		return MOSQ_ERR_INVAL;
 	}
 	users = strdup(users);
@@ -184,5 +307,9 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	topic_root = NULL;
 	free(client_id_prefix);
 	client_id_prefix = NULL;
+	for(i = 0; i < (int)bucket_capacity; i++) free(buckets[i].username);
+	free(buckets);
+	buckets = NULL;
+	bucket_capacity = bucket_count = 0;
 	return MOSQ_ERR_SUCCESS;
 }

@@ -47,8 +47,12 @@ class GatewayClient:
         self.client.username_pw_set(gateway_id, broker.passwords[gateway_id])
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
+        connected = threading.Event()
+        self.client.on_connect = lambda *args: connected.set()
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
+        # a publish before the broker's CONNACK fails at once ("not currently connected")
+        assert connected.wait(10), f"{gateway_id} did not connect to the broker"
         self.client.subscribe(topic(gateway_id, Channel.ACK), qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:

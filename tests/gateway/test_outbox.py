@@ -191,3 +191,35 @@ def test_a_refused_publish_stays_in_the_journal(
     finally:
         core.outbox.stop()
         journal.close()
+
+
+def test_a_backlog_bigger_than_the_brokers_burst_arrives_whole(tmp_path: Path) -> None:
+    """The broker holds each gateway login to a publish rate (a burst, then so many a
+    second); a gateway back from days offline with more than the burst waiting has the excess
+    refused (0x87), keeps it in its journal, sends it again after a back-off, and central
+    gets every event."""
+    backlog = 300
+    with MosquittoBroker(tmp_path / "broker", publish_rate_per_s=100,
+                         publish_burst=50) as broker:
+        central = Central(broker)
+        journal = journal_with(tmp_path / "j.db", [battery(i) for i in range(1, backlog + 1)])
+        core = Core(journal, settings_for(broker))
+        core.outbox.start()
+
+        def ack_what_arrived_in_order() -> None:
+            arrived = set(central.received())
+            contiguous = 0
+            while contiguous + 1 in arrived:
+                contiguous += 1
+            central.ack(contiguous)
+
+        try:
+            core.until(lambda: journal.acked_seq == backlog, f"all {backlog} acked",
+                       timeout=60, meanwhile=ack_what_arrived_in_order)
+            assert core.outbox.denied > 0  # the rate did bite
+            assert set(central.received()) == set(range(1, backlog + 1))
+            assert journal.backlog == 0
+        finally:
+            core.outbox.stop()
+            journal.close()
+            central.close()

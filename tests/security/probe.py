@@ -126,6 +126,11 @@ class Probe:
                  message=f"PUBACK for {topic_name}")
         return self._pubacks[info.mid]
 
+    def puback(self, mid: int) -> int | None:
+        """The PUBACK reason code for message ``mid``, or None while it is outstanding."""
+        with self._lock:
+            return self._pubacks.get(mid)
+
     def publish_ok(self, topic_name: str, payload: bytes, *, retain: bool = False) -> None:
         code = self.publish(topic_name, payload, retain=retain)
         assert code < 0x80, f"{self.client_id}: publish to {topic_name} refused 0x{code:02X}"

@@ -10,12 +10,16 @@ the order on one connection, so once the marker is in, nothing earlier is still 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from homecall.broker import (
     CENTRAL_USER,
+    GATEWAY_PUBLISH_BURST,
+    GATEWAY_PUBLISH_RATE_PER_S,
     MAX_PACKET_BYTES,
     MosquittoBroker,
 )
@@ -43,6 +47,7 @@ from tests.security.probe import (
 
 GOOD = "gw-good"
 EVIL = "gw-evil"
+NO_MATCHING_SUBSCRIBERS = 0x10
 CENTRAL_CLIENT_ID = "central-1"
 
 
@@ -264,3 +269,67 @@ def test_retained_events_are_refused(broker: MosquittoBroker,
         newcomer.close()
 
     assert deliver_and_count(good, central) == 20
+
+
+def test_a_flooding_login_is_held_to_its_publish_rate(broker: MosquittoBroker,
+                                                      rig: tuple[Probe, Probe, Probe]) -> None:
+    """A stolen login publishing as fast as it can gets its burst and then its rate, no more
+    (PUBACK 0x87 for the rest); central receives exactly what was accepted, a well-behaved
+    gateway's events flow beside it, and the attacker's allowance refills with time."""
+    central, good, evil = rig
+    events = topic(EVIL, Channel.EVENTS)
+    flood = [b"flood %d" % i for i in range(3 * GATEWAY_PUBLISH_BURST)]
+    started = time.monotonic()
+    mids = [evil.client.publish(events, payload, qos=1).mid for payload in flood]
+    codes = wait_for(lambda: [evil.puback(mid) for mid in mids]
+                     if all(evil.puback(mid) is not None for mid in mids) else None,
+                     timeout=30, message="a PUBACK for every flood message")
+    elapsed = time.monotonic() - started
+    accepted = [payload for payload, code in zip(flood, codes, strict=True) if code == SUCCESS]
+    assert set(codes) == {SUCCESS, NOT_AUTHORIZED}
+    assert GATEWAY_PUBLISH_BURST <= len(accepted) <= (
+        GATEWAY_PUBLISH_BURST + GATEWAY_PUBLISH_RATE_PER_S * elapsed + 1)
+    wait_for(lambda: len(central.received(events)) >= len(accepted),
+             message="every accepted flood message at central")
+    assert central.received(events) == accepted
+    assert "refusing PUBLISH by gw-evil: over its rate" in (
+        broker.workdir / "mosquitto.log").read_text()
+
+    assert deliver_and_count(good, central) == 20  # another login's allowance is its own
+
+    time.sleep(2 / GATEWAY_PUBLISH_RATE_PER_S)
+    assert evil.publish(events, b"refilled") == SUCCESS
+
+
+def test_a_gateway_that_spent_its_burst_can_still_reconnect_and_say_it_is_offline(
+        tmp_path: Path) -> None:
+    """A login over its rate can still connect with its last will, and one retained status
+    (what a last will is) is spared over the limit once in a while, so central hears such a
+    gateway go offline; a stream of them is not spared. (A slow rate, one token per 5 s, so
+    none refills during the test.)"""
+    with MosquittoBroker(tmp_path / "broker", publish_rate_per_s=0.2,
+                         publish_burst=20) as broker:
+        broker.add_user(EVIL)
+        status = topic(EVIL, Channel.STATUS)
+        offline = StatusMessage(gateway_id=EVIL, state="offline").to_bytes()
+
+        def with_will() -> Probe:
+            probe = Probe(broker, EVIL)
+            probe.client.will_set(status, offline, qos=1, retain=True)
+            return probe
+
+        first = with_will()
+        assert first.connect() == SUCCESS
+        events = topic(EVIL, Channel.EVENTS)
+        # (nobody subscribes here: an accepted publish is 0x10, "no matching subscribers")
+        codes = [first.publish(events, b"%d" % i) for i in range(30)]
+        assert codes == [NO_MATCHING_SUBSCRIBERS] * 20 + [NOT_AUTHORIZED] * 10
+        first.close()
+        second = with_will()
+        try:
+            assert second.connect() == SUCCESS
+            assert second.publish(status, offline, retain=True) < 0x80  # spared
+            assert second.publish(status, offline, retain=True) == NOT_AUTHORIZED
+            assert second.publish(events, b"more") == NOT_AUTHORIZED
+        finally:
+            second.close()
