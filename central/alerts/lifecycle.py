@@ -76,7 +76,8 @@ CLOSED_STATES: frozenset[AlertState] = frozenset({"resolved", "superseded"})
 # --------------------------------------------------------------------------- auto-resolve
 
 AutoResolveReason = Literal[
-    "carer_arrived", "gateway_back", "keysafe_closed", "door_closed", "raised_in_error"
+    "carer_arrived", "gateway_back", "keysafe_closed", "door_closed", "raised_in_error",
+    "conflict_resolved",
 ]
 
 #: reason -> the alert types that reason may clear. ``visit_missed`` is absent from every
@@ -86,6 +87,8 @@ AUTO_RESOLVE: dict[AutoResolveReason, frozenset[str]] = {
     "gateway_back": frozenset({"gateway_offline"}),
     "keysafe_closed": frozenset({"keysafe_left_open"}),
     "door_closed": frozenset({"door_left_open"}),
+    # a manager chose which of two claims to one seq is the gateway's real event
+    "conflict_resolved": frozenset({"gateway_integrity"}),
     # central raised it while covering a silent gateway, and the gateway's own events (an
     # arrival or departure central had not seen yet) show the condition never held
     "raised_in_error": frozenset(

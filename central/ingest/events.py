@@ -42,7 +42,13 @@ from central.db.tables import (
     gateways,
     rejected_messages,
 )
-from central.ingest.alerts import Raise, auto_resolve, auto_resolve_for_event, raise_alert
+from central.ingest.alerts import (
+    Raise,
+    auto_resolve,
+    auto_resolve_for_event,
+    raise_alert,
+    write_audit,
+)
 from homecall.clock import format_utc, parse_utc
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
 
@@ -161,6 +167,20 @@ _COUNT_BREAK = sa.update(gateways).where(gateways.c.id == _P("b_gw")).values(
     chain_breaks=gateways.c.chain_breaks + 1)
 
 
+def _event_row(event: EventEnvelope, chain_ok: int | None, received_at: str) -> dict[str, Any]:
+    """The ``events`` row of one gateway event."""
+    return {
+        "gateway_id": event.gateway_id, "seq": event.seq, "id": event.id,
+        "type": event.type.value, "time": format_utc(event.time),
+        "severity": event.severity.value if event.severity else None,
+        "visit_id": event.visit_id, "service_user_id": event.service_user_id,
+        "carer_id": event.carer_id, "clock_ok": int(event.clock_ok),
+        "data": json.dumps(event.data), "hash": event.hash,
+        "prev_hash": event.prev_hash, "chain_ok": chain_ok,
+        "payload": event.to_bytes().decode(), "received_at": received_at,
+    }
+
+
 @dataclass(slots=True)
 class _Held:
     """What the transaction knows is stored at one seq (read once per batch, kept current)."""
@@ -239,16 +259,7 @@ class EventStore:
                     chain_ok = None  # predecessor not here yet (or compacted): checked later
                 if chain_ok == 0:
                     conn.execute(_COUNT_BREAK, {"b_gw": gateway_id})
-                pending[(gateway_id, event.seq)] = {
-                    "gateway_id": gateway_id, "seq": event.seq, "id": event.id,
-                    "type": event.type.value, "time": format_utc(event.time),
-                    "severity": event.severity.value if event.severity else None,
-                    "visit_id": event.visit_id, "service_user_id": event.service_user_id,
-                    "carer_id": event.carer_id, "clock_ok": int(event.clock_ok),
-                    "data": json.dumps(event.data), "hash": event.hash,
-                    "prev_hash": event.prev_hash, "chain_ok": chain_ok,
-                    "payload": event.to_bytes().decode(), "received_at": received_at,
-                }
+                pending[(gateway_id, event.seq)] = _event_row(event, chain_ok, received_at)
                 known[event.seq] = _Held(event.hash, event.prev_hash, event.type.value,
                                          chain_ok)
                 # A later event may now confirm the link of the one after it.
@@ -345,6 +356,70 @@ class EventStore:
                         )
             acks = {gw: _advance_contiguous(conn, gw) for gw in sorted(touched)}
         return StoreResult(stored, duplicates, 0, acks)
+
+    def resolve_conflict(self, gateway_id: str, seq: int, keep_hash: str, who: str,
+                         reason: str, now: datetime) -> int:
+        """Settle two different claims to ``(gateway_id, seq)``: keep the event whose hash is
+        ``keep_hash`` (the one stored, or a claimant, which then replaces it and is
+        projected), keep the other as a resolved claim, audit who chose and why,
+        auto-resolve the ``gateway_integrity`` alert, and let the ack move on. Returns the
+        gateway's contiguous seq afterwards. :class:`StoreError` if there is no open
+        conflict at ``seq`` or ``keep_hash`` is not one of its claims."""
+        at = format_utc(now)
+        with self.db.write() as conn:
+            ensure_gateway(conn, gateway_id, lock=True)
+            claims = conn.execute(sa.select(event_conflicts).where(
+                event_conflicts.c.gateway_id == gateway_id, event_conflicts.c.seq == seq,
+                event_conflicts.c.resolved_at.is_(None))).all()
+            if not claims:
+                raise StoreError(f"no open conflict at seq {seq} of gateway {gateway_id}")
+            stored = conn.execute(sa.select(events.c.hash, events.c.payload, events.c.received_at)
+                                  .where(events.c.gateway_id == gateway_id,
+                                         events.c.seq == seq)).first()
+            candidates = {c.hash: c.payload for c in claims}
+            if stored is not None:
+                candidates[stored.hash] = stored.payload
+            if keep_hash not in candidates:
+                raise StoreError(f"{keep_hash!r} is not one of the claims to seq {seq}: "
+                                 f"choose one of {sorted(candidates)}")
+            if stored is None or keep_hash != stored.hash:
+                kept = EventEnvelope.from_bytes(candidates[keep_hash].encode())
+                if (kept.gateway_id, kept.seq) != (gateway_id, seq):
+                    raise StoreError(f"claim {keep_hash!r} is not an event of seq {seq} of "
+                                     f"gateway {gateway_id}")
+                if stored is not None:  # the displaced claim is kept, as resolved
+                    conn.execute(upsert(conn, event_conflicts).values(
+                        gateway_id=gateway_id, seq=seq, hash=stored.hash,
+                        payload=stored.payload, received_at=stored.received_at,
+                        resolved_at=at,
+                    ).on_conflict_do_nothing(index_elements=[
+                        event_conflicts.c.gateway_id, event_conflicts.c.seq,
+                        event_conflicts.c.hash]))
+                    conn.execute(_DELETE_EVENT, {"b_gw": gateway_id, "b_seq": seq})
+                before = _event_hash(conn, gateway_id, seq - 1)
+                chain_ok: int | None = (int(kept.prev_hash == GENESIS_HASH) if seq == 1 else
+                                        None if before is None else
+                                        int(bool(before.hash) and
+                                            before.hash == kept.prev_hash))
+                conn.execute(_INSERT_EVENT, [_event_row(kept, chain_ok, at)])
+                conn.execute(sa.update(events).where(
+                    events.c.gateway_id == gateway_id, events.c.seq == seq + 1,
+                    events.c.type.not_in(sorted(PLACEHOLDER_TYPES)),
+                ).values(chain_ok=_links(kept.hash)))
+                _project(conn, kept, now)
+            conn.execute(sa.update(event_conflicts).where(
+                event_conflicts.c.gateway_id == gateway_id, event_conflicts.c.seq == seq,
+                event_conflicts.c.resolved_at.is_(None)).values(resolved_at=at))
+            set_aside = sorted(h for h in candidates if h != keep_hash)
+            write_audit(conn, now, who, "gateway.conflict_resolved", f"gateway:{gateway_id}",
+                        {"seq": seq, "kept": keep_hash, "set_aside": set_aside,
+                         "reason": reason})
+            auto_resolve(conn, [alerts.c.gateway_id == gateway_id,
+                                alerts.c.type == EventType.GATEWAY_INTEGRITY.value,
+                                alerts.c.event_seq == -seq],
+                         "conflict_resolved",
+                         f"seq {seq}: {who} kept {keep_hash[:12]}…, {reason}", now)
+            return _advance_contiguous(conn, gateway_id)
 
     # -- statuses, rejects, positions ------------------------------------------------------
     def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime,

@@ -212,7 +212,7 @@ class Ingest:
             if current is not None:
                 self.publish_plan(current[1])
 
-    def _publish_ack(self, gateway_id: str, seq: int | None = None) -> None:
+    def publish_ack(self, gateway_id: str, seq: int | None = None) -> None:
         contiguous, highest = self.store.position(gateway_id)
         ack = AckMessage(seq=contiguous if seq is None else seq, max_seq=highest)
         self._client.publish(topic(gateway_id, Channel.ACK), ack.to_bytes(), qos=1)
@@ -313,7 +313,7 @@ class Ingest:
         # The stored events are committed: ack them before writing what was set aside, so a
         # batch full of poison does not hold up the good events beside it.
         for gateway_id, seq in touched.items():
-            self._publish_ack(gateway_id, seq)
+            self.publish_ack(gateway_id, seq)
         if rejects:
             # One line per batch, not per message: a flood must not flood the log too.
             log.warning("rejected %d message(s), kept in rejected_messages; first on %s: %s",
@@ -373,7 +373,7 @@ class Ingest:
         for listener in self.status_listeners:
             listener(gateway_id)
         if status.state == "online":
-            self._publish_ack(gateway_id)  # tells a (re)started gateway where central stands
+            self.publish_ack(gateway_id)  # tells a (re)started gateway where central stands
 
 
 def probe_broker(host: str, port: int, timeout: float = 2.0) -> str | None:

@@ -7,9 +7,17 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
 
-from central.auth.deps import AllowedGateways, AnyStaff, HomeEditor, require_visible
+from central.auth.deps import (
+    AllowedGateways,
+    AnyStaff,
+    HomeEditor,
+    UserManager,
+    require_visible,
+)
 from central.deps import ClockDep, IngestDep, StoreDep
+from central.ingest.events import StoreError
 from central.views import list_conflicts, list_gateways
 from homecall.wire import CommandMessage, WireError, validate_gateway_id
 
@@ -28,6 +36,35 @@ def conflicts(gateway_id: str, store: StoreDep, user: AnyStaff,
     side (the gateway's ack stays below the lowest until staff resolve it)."""
     require_visible(allowed, gateway_id, "gateway")
     return list_conflicts(store, gateway_id)
+
+
+class ConflictResolution(BaseModel):
+    """Which claim to a seq is the gateway's real event, and why staff think so."""
+
+    model_config = ConfigDict(extra="forbid")
+    keep_hash: str = Field(pattern=r"^[0-9a-f]{64}$",
+                           description="the hash of the claim to keep (stored or conflicting)")
+    reason: str = Field(min_length=1, max_length=512)
+
+
+@router.post("/{gateway_id}/conflicts/{seq}/resolve")
+def resolve_conflict(
+    gateway_id: str, seq: int, resolution: ConflictResolution, store: StoreDep,
+    ingest: IngestDep, clock: ClockDep, user: UserManager, allowed: AllowedGateways,
+) -> dict[str, Any]:
+    """A manager settles a conflict: the chosen claim becomes the stored event, the other is
+    kept as resolved, the ``gateway_integrity`` alert is auto-resolved, all audited; the
+    gateway's ack moves on (sent at once when central is on the broker)."""
+    require_visible(allowed, gateway_id, "gateway")
+    try:
+        contiguous = store.resolve_conflict(gateway_id, seq, resolution.keep_hash,
+                                            user.username, resolution.reason, clock.now())
+    except StoreError as err:
+        raise HTTPException(status_code=409, detail=str(err)) from err
+    if ingest is not None and ingest.connected.is_set():
+        ingest.publish_ack(gateway_id)
+    return {"gateway": gateway_id, "seq": seq, "kept": resolution.keep_hash,
+            "contiguous_seq": contiguous, "conflicts": list_conflicts(store, gateway_id)}
 
 
 @router.post("/{gateway_id}/commands", status_code=202)

@@ -24,7 +24,7 @@ from central.alerts.incidents import (
     SafeguardingDecision,
 )
 from central.alerts.lifecycle import Acknowledge, Resolve
-from central.db.tables import alerts
+from central.db.tables import alerts, event_conflicts, events
 from central.people.models import CarerIn, HouseholdIn, ServiceUserIn
 from central.people.repository import People
 from homecall.clock import format_utc
@@ -104,6 +104,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/webhooks/deliveries"): MANAGERS,
     ("GET", "/api/gateways"): ALL,
     ("GET", "/api/gateways/{gateway_id}/conflicts"): ALL,
+    ("POST", "/api/gateways/{gateway_id}/conflicts/{seq}/resolve"): MANAGERS,
     ("POST", "/api/gateways/{gateway_id}/commands"): HOMES,
     ("GET", "/api/report"): CARE,
     ("GET", "/api/events"): CARE,
@@ -180,6 +181,26 @@ def _fresh_alert(world: World, alert_type: str, state: str) -> str:
     return str(alert_id)
 
 
+STORED_HASH = "a" * 64
+
+
+def _fresh_conflict(world: World) -> str:
+    """An open conflict at a new seq of organisation A's gateway: a stored event and a
+    second claim to its seq (keep the stored one: ``STORED_HASH``)."""
+    store = world.app.state.store
+    with store.db.write() as conn:
+        seq = 5000 + int(conn.execute(
+            sa.select(sa.func.count()).select_from(event_conflicts)).scalar())
+        conn.execute(sa.insert(events).values(
+            gateway_id=world.a.gateway, seq=seq, id=f"e-{seq}", type="door", time="x",
+            clock_ok=1, data="{}", hash=STORED_HASH, prev_hash="", payload="{}",
+            received_at="x"))
+        conn.execute(sa.insert(event_conflicts).values(
+            gateway_id=world.a.gateway, seq=seq, hash="b" * 64, payload="{}",
+            received_at="x"))
+    return str(seq)
+
+
 def _path(world: World, method: str, template: str, caller: str) -> str:
     values = {"household_id": world.a.household, "service_user_id": world.a.service_user,
               "carer_id": world.a.carer, "organisation_id": world.a.id,
@@ -188,6 +209,8 @@ def _path(world: World, method: str, template: str, caller: str) -> str:
               "visit_id": "v-a"}
     if (method, template) in ALERT_SETUP:
         values["alert_id"] = _fresh_alert(world, *ALERT_SETUP[(method, template)])
+    if template.endswith("/conflicts/{seq}/resolve"):
+        values["seq"] = _fresh_conflict(world)
     if template == "/api/reports/punctuality":
         return template + "?from=2026-03-01&to=2026-03-08"
     if template in ("/api/reports/billing.csv", "/api/reports/billing-summary"):
@@ -243,6 +266,8 @@ def _request_body(world: World, method: str, template: str, caller: str) -> dict
         ("POST", "/api/webhooks"): {"organisation_id": a.id, "url": "http://127.0.0.1:9/",
                                     "secret": "s" * 16},
         ("POST", "/api/gateways/{gateway_id}/commands"): {"command": "identify"},
+        ("POST", "/api/gateways/{gateway_id}/conflicts/{seq}/resolve"): {
+            "keep_hash": STORED_HASH, "reason": f"by {caller}"},
     }
     return {"json": bodies.get((method, template), {})}
 

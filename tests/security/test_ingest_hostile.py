@@ -226,6 +226,27 @@ def test_a_forged_event_at_the_next_seq_is_kept_aside_and_the_ack_stops_below_it
     assert evil.acked() == 2
     assert central.client.get(f"/api/gateways/{GOOD}/conflicts").json() == []
 
+    # Staff compare the claims and a manager settles it: the real event replaces the forged
+    # one, the forged one is kept as resolved, the alert closes, and the ack moves on at once.
+    resolve = f"/api/gateways/{EVIL}/conflicts/3/resolve"
+    wrong = central.client.post(resolve, json={"keep_hash": "0" * 64, "reason": "guess"})
+    assert wrong.status_code == 409 and "not one of the claims" in wrong.json()["detail"]
+    settled = central.client.post(resolve, json={
+        "keep_hash": real.hash, "reason": "the gateway's journal holds this one"})
+    assert settled.status_code == 200, settled.text
+    assert settled.json()["contiguous_seq"] == 4
+    wait_for(lambda: evil.acked() == 4, message="the ack past the settled conflict")
+    [after] = central.client.get(f"/api/gateways/{EVIL}/conflicts").json()
+    assert after["stored"]["event"]["id"] == real.id
+    assert [(c["event"]["id"], c["resolved_at"] is not None)
+            for c in after["conflicting"]] == [(real.id, True), (forged.id, True)]
+    stored = {e["seq"]: e for e in central.events(EVIL)}
+    assert stored[3]["id"] == real.id
+    [alert] = central.client.get("/api/alerts", params={"gateway": EVIL}).json()
+    assert alert["status"] == "resolved"
+    assert central.client.post(resolve, json={
+        "keep_hash": real.hash, "reason": "again"}).status_code == 409  # nothing open
+
 
 def test_a_heartbeat_claiming_a_huge_last_seq_is_not_reported_as_lost_events(
     central: Central, gateways: tuple[Gateway, Gateway]
