@@ -53,8 +53,8 @@ def create_app(
         app.state.ingest = ingest
         app.state.clock = clock
         app.state.settings = settings
-        supervisor = Supervisor(store, clock) if ingest is not None and settings.supervise \
-            else None
+        supervisor = (Supervisor(store, clock, retention_years=settings.retention_years)
+                      if ingest is not None and settings.supervise else None)
         app.state.supervisor = supervisor
         if ingest is not None:
             if supervisor is not None:

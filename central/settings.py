@@ -26,6 +26,9 @@ class CentralSettings(BaseSettings):
     broker_report_s: float = 10.0  # how often "broker unreachable" is logged until connected
     #: Gateway liveness and backup detection in this process (off: another process does it).
     supervise: bool = True
+    #: Call-monitoring data about a person is kept this many years after their care ended
+    #: (``care_ended_on``), then purged by the daily retention job.
+    retention_years: int = 2
     #: This process serves the HTTP API only: ingest runs in ``homecall central ingest``
     #: processes, so readiness does not wait for a broker connection here.
     api_only: bool = False

@@ -19,9 +19,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from central.db.tables import alerts as alerts_table
-from central.db.tables import attendances, audit, event_conflicts, events
+from central.db.tables import attendances, audit, event_conflicts, event_gaps, events
 from central.db.tables import gateways as gateways_table
-from central.ingest.events import PLACEHOLDER_TYPES
 from central.store import Store, in_scope
 from homecall.clock import format_utc
 from homecall.plan import GatewayPlan, Visit
@@ -291,11 +290,28 @@ def list_gateways(store: Store, *,
             .where(*_scoped(events.c.gateway_id, None, gateways))
             .group_by(events.c.gateway_id, events.c.type)
         ).all()
+        # each gap's seqs that hold no real event (gaps are stored disjoint)
+        real_inside = (
+            sa.select(sa.func.count()).select_from(events)
+            .where(events.c.gateway_id == event_gaps.c.gateway_id,
+                   events.c.seq.between(event_gaps.c.first_seq, event_gaps.c.last_seq))
+            .scalar_subquery()
+        )
+        per_gap = (
+            sa.select(event_gaps.c.gateway_id, event_gaps.c.gap,
+                      (event_gaps.c.last_seq - event_gaps.c.first_seq + 1 - real_inside)
+                      .label("n"))
+            .where(*_scoped(event_gaps.c.gateway_id, None, gateways))
+            .subquery()
+        )
+        per_gap_kind = conn.execute(
+            sa.select(per_gap.c.gateway_id, per_gap.c.gap, sa.func.sum(per_gap.c.n))
+            .group_by(per_gap.c.gateway_id, per_gap.c.gap)
+        ).all()
     counts: dict[str, dict[str, int]] = {}
-    for gateway_id, event_type, n in per_type:
-        kind = event_type if event_type in PLACEHOLDER_TYPES else "event"
+    for gateway_id, kind, n in [*((g, "event", n) for g, _, n in per_type), *per_gap_kind]:
         by_kind = counts.setdefault(gateway_id, {})
-        by_kind[kind] = by_kind.get(kind, 0) + int(n)
+        by_kind[kind] = by_kind.get(kind, 0) + int(n or 0)
     out = []
     for row in rows:
         status = json.loads(row.status) if row.status else None
@@ -313,6 +329,8 @@ def list_gateways(store: Store, *,
                 # seqs a damaged/replaced journal could not deliver (lost, and counted so)
                 "events_dropped": gateway_counts.get("dropped", 0),
                 "events_gone": gateway_counts.get("lost", 0),
+                # removed at the end of their retention period (accounted for, not lost)
+                "events_purged": gateway_counts.get("purged", 0),
                 "chain_breaks": row.chain_breaks,
                 "status": status,
                 # what the gateway did with central's last command (e.g. identify)
@@ -354,7 +372,10 @@ def list_events(
     store: Store, gateway_id: str | None = None, after_seq: int = 0, limit: int = 1000, *,
     gateways: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Stored events (and gap placeholders) in seq order, for audit; at most 10,000."""
+    """Stored events in seq order, for audit, at most 10,000; each seq of a gap tombstone
+    that holds no real event is listed too, as a row of the gap's kind (``dropped`` or
+    ``lost``) carrying the tombstone's range, types and reason."""
+    limit = min(max(limit, 1), 10000)
     query = (
         sa.select(events.c.gateway_id, events.c.seq, events.c.id, events.c.type,
                   events.c.time, events.c.severity, events.c.visit_id,
@@ -362,13 +383,48 @@ def list_events(
                   events.c.data, events.c.chain_ok)
         .where(events.c.seq > after_seq, *_scoped(events.c.gateway_id, gateway_id, gateways))
         .order_by(events.c.gateway_id, events.c.seq)
-        .limit(min(max(limit, 1), 10000))
+        .limit(limit)
+    )
+    gap_query = (
+        sa.select(event_gaps)
+        .where(event_gaps.c.last_seq > after_seq,
+               *_scoped(event_gaps.c.gateway_id, gateway_id, gateways))
+        .order_by(event_gaps.c.gateway_id, event_gaps.c.first_seq)
     )
     with store.db.read() as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)]
+        gaps = conn.execute(gap_query).all()
     for row in rows:
         row["data"] = json.loads(row["data"])
-    return rows
+    if not gaps:
+        return rows
+    real = {(row["gateway_id"], row["seq"]) for row in rows}
+    # Real rows stop at the limit: a gap seq past the last real row of a cut-off listing may
+    # hide a real event, so only gap seqs up to that point are filled in.
+    cut = (rows[-1]["gateway_id"], rows[-1]["seq"]) if len(rows) == limit else None
+    for gap in gaps:
+        tombstone = json.loads(gap.payload)
+        data = {"gap": gap.gap, "first_seq": int(tombstone["first_seq"]),
+                "last_seq": int(tombstone["last_seq"]), "types": tombstone.get("types", {}),
+                "reason": tombstone.get("reason")}
+        added = 0
+        for seq in range(max(int(gap.first_seq), after_seq + 1), int(gap.last_seq) + 1):
+            if cut is not None and (gap.gateway_id, seq) > cut:
+                break
+            if (gap.gateway_id, seq) in real:
+                continue
+            rows.append({
+                "gateway_id": gap.gateway_id, "seq": seq, "id": f"{gap.gap}:{gap.gateway_id}:{seq}",
+                "type": gap.gap, "time": gap.received_at, "severity": None, "visit_id": None,
+                "service_user_id": None, "carer_id": None, "clock_ok": 0, "data": data,
+                "chain_ok": (None if gap.gap == "lost" else
+                             gap.chain_ok if seq == gap.first_seq else 1),
+            })
+            added += 1
+            if added >= limit:
+                break
+    rows.sort(key=lambda row: (row["gateway_id"], row["seq"]))
+    return rows[:limit]
 
 
 def delivery_counts(store: Store, *,

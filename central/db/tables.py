@@ -211,6 +211,28 @@ event_conflicts = sa.Table(
     sqlite_autoincrement=True,
 )
 
+#: Gap tombstones: seqs a gateway will never send (``dropped``: shed within its disk budget,
+#: hashes at both ends kept; ``lost``: a damaged journal), one row per gap whatever its
+#: length. The ack moves over a gap; a real event that turns up inside one is stored as
+#: usual and counts as delivered, not as a gap seq.
+event_gaps = sa.Table(
+    "event_gaps", metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("gateway_id", sa.Text, nullable=False),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("gap", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.Text),
+    sa.Column("hash", sa.Text),
+    # does first_seq link to the event stored before it (1/0; NULL: not known yet)
+    sa.Column("chain_ok", sa.Integer),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Text, nullable=False),
+    sa.UniqueConstraint("gateway_id", "first_seq", "last_seq", "gap"),
+    sa.Index("event_gaps_gateway_last", "gateway_id", "last_seq"),
+    sqlite_autoincrement=True,
+)
+
 escalation_policies = sa.Table(
     "escalation_policies", metadata,
     sa.Column("organisation_id", sa.Text, primary_key=True),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ from central.db.tables import (
     alerts,
     attendances,
     event_conflicts,
+    event_gaps,
     events,
     gateways,
     rejected_messages,
@@ -52,8 +54,10 @@ from central.ingest.alerts import (
 from homecall.clock import format_utc, parse_utc
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
 
-#: Rows central writes for seqs it will never receive (see :meth:`EventStore.store_gaps`).
-PLACEHOLDER_TYPES = frozenset({"dropped", "lost"})
+#: The kinds of gap (``event_gaps.gap``): seqs central will never receive (see
+#: :meth:`EventStore.store_gaps`), and ``purged``: events removed at the end of their
+#: retention period. The audit listing shows each such seq as a row of its kind.
+PLACEHOLDER_TYPES = frozenset({"dropped", "lost", "purged"})
 
 
 class StoreError(CentralError):
@@ -157,6 +161,14 @@ _GET_EVENT = sa.select(events.c.hash, events.c.type, events.c.chain_ok).where(
 _GET_EVENTS = sa.select(
     events.c.seq, events.c.hash, events.c.prev_hash, events.c.type, events.c.chain_ok
 ).where(events.c.gateway_id == _P("b_gw"), events.c.seq.in_(_P("b_seqs", expanding=True)))
+_GET_GAPS = sa.select(
+    event_gaps.c.first_seq, event_gaps.c.last_seq, event_gaps.c.gap, event_gaps.c.hash,
+    event_gaps.c.prev_hash, event_gaps.c.chain_ok,
+).where(event_gaps.c.gateway_id == _P("b_gw"), event_gaps.c.first_seq <= _P("b_high"),
+        event_gaps.c.last_seq >= _P("b_low"))
+_SET_GAP_CHAIN = sa.update(event_gaps).where(
+    event_gaps.c.gateway_id == _P("b_gw"), event_gaps.c.first_seq == _P("b_seq")
+).values(chain_ok=_P("b_chain_ok"))
 _DELETE_EVENT = sa.delete(events).where(
     events.c.gateway_id == _P("b_gw"), events.c.seq == _P("b_seq"))
 _INSERT_EVENT = sa.insert(events)
@@ -192,11 +204,32 @@ class _Held:
 
 
 def _held(conn: Connection, gateway_id: str, seqs: set[int]) -> dict[int, _Held]:
-    """The stored rows among ``seqs`` for one gateway (absent = not stored)."""
+    """What is stored among ``seqs`` for one gateway (absent = not stored): real events, and
+    where none, what a gap tombstone says of that seq (the last seq of a ``dropped`` gap has
+    its hash; every seq of a ``lost`` gap is a hole the chain restarts after; the inner seqs
+    of a ``dropped`` gap have no known hash and are left out)."""
     if not seqs:
         return {}
     rows = conn.execute(_GET_EVENTS, {"b_gw": gateway_id, "b_seqs": sorted(seqs)})
-    return {int(r.seq): _Held(r.hash, r.prev_hash, r.type, r.chain_ok) for r in rows}
+    held = {int(r.seq): _Held(r.hash, r.prev_hash, r.type, r.chain_ok) for r in rows}
+    missing = sorted(seqs - held.keys())
+    if missing:
+        for gap in conn.execute(_GET_GAPS, {"b_gw": gateway_id, "b_low": missing[0],
+                                            "b_high": missing[-1]}):
+            inside = missing[bisect_left(missing, gap.first_seq):
+                             bisect_right(missing, gap.last_seq)]
+            for seq in inside:
+                if seq in held:
+                    continue
+                if gap.gap == "lost":
+                    held[seq] = _Held("", "", "lost", None)
+                elif seq in (gap.first_seq, gap.last_seq):
+                    # its ends: the hash the next event links to, and the link back
+                    held[seq] = _Held(
+                        gap.hash if seq == gap.last_seq and gap.hash else "",
+                        gap.prev_hash if seq == gap.first_seq and gap.prev_hash else "",
+                        "dropped", gap.chain_ok if seq == gap.first_seq else 1)
+    return held
 
 
 class EventStore:
@@ -236,8 +269,8 @@ class EventStore:
                 known = held[gateway_id]
                 existing = known.get(event.seq)
                 if existing is not None and existing.type in PLACEHOLDER_TYPES:
-                    # A tombstoned seq whose real event was already in flight: keep the event.
-                    conn.execute(_DELETE_EVENT, {"b_gw": gateway_id, "b_seq": event.seq})
+                    # A tombstoned seq whose real event was already in flight: keep the event
+                    # (the gap's counts leave out seqs that hold a real event).
                     del known[event.seq]
                     existing = None
                 if existing is not None:
@@ -253,8 +286,10 @@ class EventStore:
                     chain_ok: int | None = int(event.prev_hash == GENESIS_HASH)
                 elif prev is not None and prev.hash:
                     chain_ok = int(prev.hash == event.prev_hash)
-                elif prev is not None:
+                elif prev is not None and prev.type == "lost":
                     chain_ok = 0  # follows a lost gap: the chain restarts here
+                elif prev is not None and prev.type in PLACEHOLDER_TYPES:
+                    chain_ok = None  # inside a dropped gap: the hash before it is not known
                 else:
                     chain_ok = None  # predecessor not here yet (or compacted): checked later
                 if chain_ok == 0:
@@ -267,7 +302,12 @@ class EventStore:
                 if after is not None and after.chain_ok is None and after.type != "lost":
                     after.chain_ok = int(after.prev_hash == event.hash)
                     waiting = pending.get((gateway_id, event.seq + 1))
-                    if waiting is not None:
+                    if after.type == "dropped":  # the first seq of a gap: its link back
+                        if after.prev_hash:
+                            conn.execute(_SET_GAP_CHAIN, {"b_gw": gateway_id,
+                                                          "b_seq": event.seq + 1,
+                                                          "b_chain_ok": after.chain_ok})
+                    elif waiting is not None:
                         waiting["chain_ok"] = after.chain_ok
                     else:
                         conn.execute(_SET_CHAIN, {"b_gw": gateway_id, "b_seq": event.seq + 1,
@@ -281,8 +321,10 @@ class EventStore:
         return StoreResult(stored, duplicates, conflicts, acks)
 
     def store_gaps(self, gaps: list[EventGap], now: datetime) -> StoreResult:
-        """Record gap tombstones: one placeholder row (type ``dropped`` or ``lost``) per seq
-        central does not already hold, so the contiguous seq (and the ack) can move past it.
+        """Record gap tombstones, one ``event_gaps`` row per gap however long, so the
+        contiguous seq (and the ack) can move past seqs the gateway will never send.
+        ``stored`` counts the gap's seqs central holds no real event for; a gap already
+        recorded counts as duplicates.
 
         A ``dropped`` gap carries the hashes at both ends and keeps the chain verifiable; a
         ``lost`` one does not, and the first real event after it shows as a chain break.
@@ -296,44 +338,34 @@ class EventStore:
             for gap in gaps:
                 gateway_id = gap.gateway_id
                 touched.add(gateway_id)
-                held = set(conn.execute(
-                    sa.select(events.c.seq).where(
-                        events.c.gateway_id == gateway_id,
-                        events.c.seq.between(gap.first_seq, gap.last_seq))
-                ).scalars())
+                pieces = _uncovered(conn, gateway_id, gap.first_seq, gap.last_seq)
+                if not pieces:  # every seq already tombstoned (a resend, or a folded gap)
+                    duplicates += gap.count
+                    continue
                 payload = gap.to_bytes().decode()
-                data = json.dumps({"gap": gap.gap, "first_seq": gap.first_seq,
-                                   "last_seq": gap.last_seq, "types": gap.types,
-                                   "reason": gap.reason})
-                rows: list[dict[str, Any]] = []
-                for seq in range(gap.first_seq, gap.last_seq + 1):
-                    if seq in held:
-                        duplicates += 1
-                        continue
-                    prev_hash = (gap.prev_hash or "") if seq == gap.first_seq else ""
-                    own_hash = (gap.hash or "") if seq == gap.last_seq else ""
-                    chain_ok: int | None = 1
-                    if seq == gap.first_seq:
-                        chain_ok = None
-                        if gap.prev_hash is not None:
-                            prev = _event_hash(conn, gateway_id, seq - 1)
-                            if seq == 1:
-                                chain_ok = int(gap.prev_hash == GENESIS_HASH)
-                            elif prev is not None and prev.hash:
+                for first_seq, last_seq in pieces:
+                    real = int(conn.execute(
+                        sa.select(sa.func.count()).select_from(events).where(
+                            events.c.gateway_id == gateway_id,
+                            events.c.seq.between(first_seq, last_seq))
+                    ).scalar_one())
+                    stored += last_seq - first_seq + 1 - real
+                    duplicates += real
+                    chain_ok: int | None = None
+                    starts = first_seq == gap.first_seq
+                    if starts and gap.gap == "dropped" and gap.prev_hash is not None:
+                        if first_seq == 1:
+                            chain_ok = int(gap.prev_hash == GENESIS_HASH)
+                        else:
+                            prev = _event_hash(conn, gateway_id, first_seq - 1)
+                            if prev is not None and prev.hash:
                                 chain_ok = int(prev.hash == gap.prev_hash)
-                    if gap.gap == "lost":
-                        chain_ok = None
-                    rows.append({
-                        "gateway_id": gateway_id, "seq": seq,
-                        "id": f"{gap.gap}:{gateway_id}:{seq}", "type": gap.gap,
-                        "time": received_at, "severity": None, "visit_id": None,
-                        "service_user_id": None, "carer_id": None, "clock_ok": 0,
-                        "data": data, "hash": own_hash, "prev_hash": prev_hash,
-                        "chain_ok": chain_ok, "payload": payload, "received_at": received_at,
-                    })
-                if rows:
-                    conn.execute(sa.insert(events), rows)
-                    stored += len(rows)
+                    conn.execute(sa.insert(event_gaps).values(
+                        gateway_id=gateway_id, first_seq=first_seq, last_seq=last_seq,
+                        gap=gap.gap, prev_hash=gap.prev_hash if starts else None,
+                        hash=gap.hash if last_seq == gap.last_seq else None,
+                        chain_ok=chain_ok, payload=payload, received_at=received_at))
+                duplicates += gap.count - sum(b - a + 1 for a, b in pieces)
                 if gap.hash is not None:
                     conn.execute(
                         sa.update(events)
@@ -497,11 +529,33 @@ def _record_conflict(conn: Connection, event: EventEnvelope, stored_hash: str,
         ), parse_utc(received_at))
 
 
+def _uncovered(conn: Connection, gateway_id: str, first_seq: int,
+               last_seq: int) -> list[tuple[int, int]]:
+    """The parts of ``first_seq..last_seq`` no stored gap covers yet (gaps are kept
+    disjoint, so a resent or folded tombstone adds only what is new and counts stay exact)."""
+    pieces: list[tuple[int, int]] = []
+    start = first_seq
+    for gap in conn.execute(
+        sa.select(event_gaps.c.first_seq, event_gaps.c.last_seq).where(
+            event_gaps.c.gateway_id == gateway_id, event_gaps.c.first_seq <= last_seq,
+            event_gaps.c.last_seq >= first_seq).order_by(event_gaps.c.first_seq)
+    ):
+        if gap.first_seq > start:
+            pieces.append((start, int(gap.first_seq) - 1))
+        start = max(start, int(gap.last_seq) + 1)
+        if start > last_seq:
+            break
+    if start <= last_seq:
+        pieces.append((start, last_seq))
+    return pieces
+
+
 def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
     seq = int(conn.execute(
         sa.select(gateways.c.contiguous_seq).where(gateways.c.id == gateway_id)
     ).scalar_one())
-    # Walk forward over the stored run (events after a gap wait for the gap to fill).
+    # Walk forward over the stored run and over gap ranges (events after a hole wait for it
+    # to fill, with a real event or a tombstone).
     while True:
         nxt = list(conn.execute(
             sa.select(events.c.seq)
@@ -516,20 +570,32 @@ def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
                 advanced = True
             else:
                 break
-        if not advanced or len(nxt) < 1000:
+        if advanced and len(nxt) == 1000:
+            continue
+        over_gap = conn.execute(
+            sa.select(sa.func.max(event_gaps.c.last_seq)).where(
+                event_gaps.c.gateway_id == gateway_id, event_gaps.c.first_seq <= seq + 1,
+                event_gaps.c.last_seq > seq)
+        ).scalar()
+        if over_gap is None:
             break
+        seq = int(over_gap)
     conflict = conn.execute(
         sa.select(sa.func.min(event_conflicts.c.seq)).where(
             event_conflicts.c.gateway_id == gateway_id, event_conflicts.c.resolved_at.is_(None))
     ).scalar()
     if conflict is not None:  # never ack past an unresolved conflict
         seq = min(seq, int(conflict) - 1)
-    highest = conn.execute(
+    highest_event = conn.execute(
         sa.select(sa.func.max(events.c.seq)).where(events.c.gateway_id == gateway_id)
+    ).scalar()
+    highest_gap = conn.execute(
+        sa.select(sa.func.max(event_gaps.c.last_seq)).where(
+            event_gaps.c.gateway_id == gateway_id)
     ).scalar()
     conn.execute(
         sa.update(gateways).where(gateways.c.id == gateway_id)
-        .values(contiguous_seq=seq, max_seq=int(highest or 0))
+        .values(contiguous_seq=seq, max_seq=max(int(highest_event or 0), int(highest_gap or 0)))
     )
     return seq
 

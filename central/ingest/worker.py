@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     clock = clock_from_spec(settings.clock)
     store = Store(database)
     ingest = Ingest(settings, store, clock)
-    supervisor = Supervisor(store, clock, leader=JobsLeader(database, settings.mqtt_client_id)
+    supervisor = Supervisor(store, clock, leader=JobsLeader(database, settings.mqtt_client_id),
+                            retention_years=settings.retention_years,
                             ) if args.supervise else None
     if supervisor is not None:
         ingest.status_listeners.append(supervisor.wake)

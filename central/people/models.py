@@ -78,6 +78,9 @@ class ServiceUserIn(_Model):
     risk_notes: Notes = ""
     medication: Notes = ""
     lives_alone: bool = False
+    #: The day the person's care ended: their call-monitoring data is kept for the retention
+    #: period from then (two years by default) and then purged.
+    care_ended_on: date | None = None
 
     @field_validator("date_of_birth")
     @classmethod
@@ -94,6 +97,7 @@ class ServiceUserPatch(_Model):
     risk_notes: Notes | None = None
     medication: Notes | None = None
     lives_alone: bool | None = None
+    care_ended_on: date | None = None
 
 
 class ServiceUser(_Model):
@@ -107,6 +111,9 @@ class ServiceUser(_Model):
     medication: str
     lives_alone: bool
     created_at: str
+    care_ended_on: date | None = None
+    #: Set when the retention job (or an erasure) removed the person's details and data.
+    erased_at: str | None = None
 
 
 def _canonical_tags(value: list[str] | None) -> list[str] | None:

@@ -43,6 +43,10 @@ service_users = sa.Table(
     sa.Column("medication", sa.Text, nullable=False, server_default=""),
     sa.Column("lives_alone", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.Text, nullable=False),
+    # retention: the day care ended (data kept for the retention period from then), and
+    # when the record was erased (kept as a stub with no personal details)
+    sa.Column("care_ended_on", sa.Text),
+    sa.Column("erased_at", sa.Text),
 )
 
 carers = sa.Table(

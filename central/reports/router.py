@@ -21,7 +21,7 @@ from central.auth.deps import (
     UserManager,
     require_visible,
 )
-from central.deps import ClockDep, StoreDep
+from central.deps import ClockDep, SettingsDep, StoreDep
 from central.people.repository import NotFound as PersonNotFound
 from central.reports.adjustments import (
     REASON_CODES,
@@ -31,6 +31,7 @@ from central.reports.adjustments import (
 )
 from central.reports.billing import adjusted_share, billing_csv, billing_rows
 from central.reports.punctuality import CLASSES, punctuality_report
+from central.reports.retention import RetentionError, erase_person
 from central.reports.subject_access import subject_access
 from central.reports.visits import visits_between
 
@@ -129,6 +130,31 @@ def subject_access_export(service_user_id: str, store: StoreDep, clock: ClockDep
     if format == "json":
         return export
     return Response(billing_csv(export["visits"]), media_type="text/csv; charset=utf-8")
+
+
+class ErasureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=512,
+                        description="why (e.g. the person's erasure request and its date)")
+
+
+@router.post("/erasure/{service_user_id}")
+def erase(service_user_id: str, body: ErasureIn, store: StoreDep, clock: ClockDep,
+          people: PeopleDep, settings: SettingsDep, user: UserManager) -> dict[str, Any]:
+    """Erase one person's call-monitoring data and personal details now (a manager;
+    audited), where the law allows: once their care has ended and the retention period after
+    it is over (409 saying until when otherwise). The daily retention job does the same for
+    everyone whose period has ended."""
+    try:
+        people.get_service_user(service_user_id, user.scope)
+    except PersonNotFound as err:
+        raise HTTPException(status_code=404, detail=str(err)) from err
+    try:
+        erased = erase_person(store, service_user_id, settings.retention_years,
+                              user.username, body.reason, clock.now())
+    except RetentionError as err:
+        raise HTTPException(status_code=409, detail=str(err)) from err
+    return {"service_user": service_user_id, "removed": erased.removed}
 
 
 @router.get("/adjustment-reasons")

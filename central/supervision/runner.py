@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,6 +31,7 @@ from central.alerts.actors import SYSTEM
 from central.alerts.escalation import EscalationPolicy, due_escalation, next_escalation
 from central.ingest.alerts import Raise, record_of
 from central.notify.delivery import WebhookSender
+from central.reports.retention import purge_expired
 from central.store import Store
 from central.supervision.backup import (
     BackupHousehold,
@@ -81,8 +82,11 @@ class Supervisor:
 
     def __init__(self, store: Store, clock: Clock, *,
                  policy: EscalationPolicy | None = None,
-                 leader: JobsLeader | None = None) -> None:
+                 leader: JobsLeader | None = None, retention_years: int = 2) -> None:
         self.store = store
+        #: the daily retention purge runs on the first run of each (clock) day
+        self.retention_years = retention_years
+        self._retention_done_on: date | None = None
         self.clock = clock
         #: With several processes: only the one holding the lead runs the jobs.
         self.leader = leader
@@ -165,6 +169,12 @@ class Supervisor:
                 except Exception:
                     log.exception("supervision of gateway %s failed", row.id)
             upcoming += self._escalate()
+            if self._retention_done_on != now.date():
+                try:
+                    purge_expired(self.store, now, self.retention_years)
+                    self._retention_done_on = now.date()
+                except Exception:
+                    log.exception("retention purge failed")
             try:
                 next_delivery = self.webhooks.deliver_due()
             except Exception:

@@ -106,6 +106,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/gateways/{gateway_id}/conflicts"): ALL,
     ("POST", "/api/gateways/{gateway_id}/conflicts/{seq}/resolve"): MANAGERS,
     ("POST", "/api/gateways/{gateway_id}/commands"): HOMES,
+    ("POST", "/api/reports/erasure/{service_user_id}"): MANAGERS,
     ("GET", "/api/report"): CARE,
     ("GET", "/api/events"): CARE,
 }
@@ -211,6 +212,10 @@ def _path(world: World, method: str, template: str, caller: str) -> str:
         values["alert_id"] = _fresh_alert(world, *ALERT_SETUP[(method, template)])
     if template.endswith("/conflicts/{seq}/resolve"):
         values["seq"] = _fresh_conflict(world)
+    if template == "/api/reports/erasure/{service_user_id}":  # care ended long ago
+        values["service_user_id"] = People(world.app.state.db, world.clock).create_service_user(
+            ServiceUserIn(household_id=world.a.household, name="Former", date_of_birth=date(
+                1930, 1, 1), care_ended_on=date(2020, 1, 1)), None, "test").id
     if template == "/api/reports/punctuality":
         return template + "?from=2026-03-01&to=2026-03-08"
     if template in ("/api/reports/billing.csv", "/api/reports/billing-summary"):
@@ -266,6 +271,7 @@ def _request_body(world: World, method: str, template: str, caller: str) -> dict
         ("POST", "/api/webhooks"): {"organisation_id": a.id, "url": "http://127.0.0.1:9/",
                                     "secret": "s" * 16},
         ("POST", "/api/gateways/{gateway_id}/commands"): {"command": "identify"},
+        ("POST", "/api/reports/erasure/{service_user_id}"): {"reason": f"by {caller}"},
         ("POST", "/api/gateways/{gateway_id}/conflicts/{seq}/resolve"): {
             "keep_hash": STORED_HASH, "reason": f"by {caller}"},
     }

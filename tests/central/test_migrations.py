@@ -32,6 +32,14 @@ INSERT INTO events VALUES ('gw-old-1', 7, 'e7', 'arrival', '2026-03-02T08:00:00Z
   'v-1', 'su-1', 'c-1', 1, '{}', 'h7', 'h6', 1, '{}', '2026-03-02T08:00:01Z');
 INSERT INTO audit(at, who, action, target) VALUES ('2026-03-02T09:00:00Z', 'ann',
   'alert.acknowledged', 'alert:1');
+INSERT INTO events VALUES ('gw-old-1', 8, 'dropped:gw-old-1:8', 'dropped',
+  '2026-03-02T09:00:00Z', NULL, NULL, NULL, NULL, 0, '{}', '', 'h7', 1,
+  '{"gap":"dropped","gateway_id":"gw-old-1","first_seq":8,"last_seq":9,"prev_hash":"h7","hash":"h9"}',
+  '2026-03-02T09:00:00Z');
+INSERT INTO events VALUES ('gw-old-1', 9, 'dropped:gw-old-1:9', 'dropped',
+  '2026-03-02T09:00:00Z', NULL, NULL, NULL, NULL, 0, '{}', 'h9', '', 1,
+  '{"gap":"dropped","gateway_id":"gw-old-1","first_seq":8,"last_seq":9,"prev_hash":"h7","hash":"h9"}',
+  '2026-03-02T09:00:00Z');
 """
 
 
@@ -58,6 +66,10 @@ def test_database_from_before_migrations_upgrades_in_place(tmp_path: Path) -> No
     assert current_revision(db) == head_revision()
     with db.read() as c:
         assert c.exec_driver_sql("SELECT seq, type FROM events").all() == [(7, "arrival")]
+        # a gap's placeholder rows (one per seq, as stored before) folded into one range
+        assert c.exec_driver_sql(
+            "SELECT gateway_id, first_seq, last_seq, gap, prev_hash, hash, chain_ok "
+            "FROM event_gaps").all() == [("gw-old-1", 8, 9, "dropped", "h7", "h9", 1)]
         assert c.exec_driver_sql("SELECT contiguous_seq FROM gateways").scalar() == 7
         assert c.exec_driver_sql("SELECT who FROM audit").scalar() == "ann"
         # tables the old store lacked were created

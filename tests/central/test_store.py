@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from central.db.engine import Database
 from central.db.migrate import upgrade
-from central.db.tables import audit, events
+from central.db.tables import audit, event_gaps, events
 from central.store import NotFound, OutOfScope, Store, Superseded
 from central.views import (
     list_alerts,
@@ -261,3 +261,47 @@ def test_reads_do_not_wait_for_an_open_ingest_transaction(store: Store) -> None:
     finally:
         release.set()
         writer.join(30)
+
+
+def test_a_gap_of_a_million_seqs_is_one_row_and_the_ack_jumps_it(store: Store) -> None:
+    """A tombstone's length costs nothing: one row, however many seqs it covers (a hostile
+    or a renumbering gateway can send one covering a million)."""
+    chain = Chain()
+    one = chain.next()
+    store.store_events(pairs(one), T0)
+    lost = EventGap(gap="lost", gateway_id=GW, first_seq=2, last_seq=1_000_001,
+                    reason="journal")
+    result = store.store_gaps([lost], T0)
+    assert (result.stored, result.acks) == (1_000_000, {GW: 1_000_001})
+    with store.db.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(event_gaps)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 1
+    assert list_gateways(store)[0]["events_gone"] == 1_000_000
+    assert report(store)["events_lost"] == 1_000_000
+    assert store.position(GW) == (1_000_001, 1_000_001)
+
+
+def test_a_folded_gap_adds_only_its_new_seqs_and_counts_stay_exact(store: Store) -> None:
+    """The gateway folds its shed reports (2..4, later 2..8): central keeps the gaps disjoint,
+    so every seq is counted once, and a real event that made it counts as delivered."""
+    chain = Chain()
+    events_ = [chain.next() for _ in range(9)]
+    store.store_events(pairs(events_[0], events_[5]), T0)  # seqs 1 and 6 arrived
+    first = EventGap(gap="dropped", gateway_id=GW, first_seq=2, last_seq=4,
+                     prev_hash=events_[0].hash, hash=events_[3].hash, types={"battery": 3})
+    folded = EventGap(gap="dropped", gateway_id=GW, first_seq=2, last_seq=8,
+                      prev_hash=events_[0].hash, hash=events_[7].hash, types={"battery": 7})
+    assert store.store_gaps([first], T0).stored == 3
+    again = store.store_gaps([folded, folded], T0)
+    assert (again.stored, again.acks) == (3, {GW: 8})  # 5, 7, 8 new; 6 is a real event
+    gateway = list_gateways(store)[0]
+    assert (gateway["events_dropped"], gateway["events_stored"]) == (6, 8)
+    listed = list_events(store, GW)
+    assert [(e["seq"], e["type"]) for e in listed] == [
+        (1, "battery"), (2, "dropped"), (3, "dropped"), (4, "dropped"), (5, "dropped"),
+        (6, "battery"), (7, "dropped"), (8, "dropped")]
+    assert listed[1]["chain_ok"] == 1  # the gap's first seq links to seq 1
+    # seq 9 follows the gap's last seq: its link is checked against the gap's end hash
+    assert store.store_events(pairs(events_[8]), T0).acks == {GW: 9}
+    assert chain_flags(store)[9] == 1
+    assert report(store)["events_lost"] == 0

@@ -25,6 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
 from central.db.engine import Database
+from central.store import Store
+from central.views import list_events
 from firmware_sim.em4100 import SimulatedRfidReader
 from firmware_sim.hub import SimulatedHub
 from homecall.clock import ScaledClock
@@ -217,11 +219,20 @@ class FaultRig:
         with self._central.read() as conn:
             return list(conn.execute(sa.text(sql), params).mappings())
 
-    def central_events(self) -> list[RowMapping]:
-        return self.central_rows(
-            "SELECT seq, id, type, data, chain_ok FROM events WHERE gateway_id=:gw ORDER BY seq",
-            gw=self.gateway_id,
-        )
+    def central_events(self) -> list[dict[str, Any]]:
+        """Central's audit listing of the gateway's stream (real events, and each gap seq as
+        a ``dropped``/``lost`` row), page by page; ``data`` as JSON text."""
+        if self._central is None:
+            self._central = Database(self.central_db)
+        store = Store(self._central)
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = list_events(store, self.gateway_id,
+                               after_seq=rows[-1]["seq"] if rows else 0, limit=10000)
+            rows += [{"seq": e["seq"], "id": e["id"], "type": e["type"],
+                      "data": json.dumps(e["data"]), "chain_ok": e["chain_ok"]} for e in page]
+            if len(page) < 10000:
+                return rows
 
     def contiguous(self) -> int:
         return int((self.stack.gateway_view(self.gateway_id) or {}).get("contiguous_seq") or 0)
@@ -237,7 +248,7 @@ class FaultRig:
 
     # -- the verdict -----------------------------------------------------------------------
     def assert_nothing_lost_nothing_twice(self, *, chain_breaks: int = 0,
-                                          lost: int = 0) -> list[RowMapping]:
+                                          lost: int = 0) -> list[dict[str, Any]]:
         """Central holds every seq 1..journal head exactly once (real event or accounted
         tombstone), the chain links (at most ``chain_breaks`` flagged breaks), every alert
         event became an alert, and no tapped tag was raised twice. ``lost``: how many seqs
