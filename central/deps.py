@@ -6,13 +6,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from central.db.engine import Database
 from central.ingest.session import Ingest
 from central.settings import CentralSettings
 from central.store import Store
 from homecall.clock import Clock
+from homecall.wire import MAX_SEQ
+
+#: The largest integer both engines store (a signed 64-bit column): ids in paths are held to
+#: it, so an absurd one is a 422 saying so rather than a database overflow.
+MAX_ROW_ID = 2**63 - 1
+#: An alert's id in a path.
+AlertId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the alert's id")]
+#: A gateway's seq in a path.
+Seq = Annotated[int, Path(ge=1, le=MAX_SEQ, description="a seq of the gateway's stream")]
 
 
 def get_db(request: Request) -> Database:

@@ -48,6 +48,7 @@ from central.dashboard.session import (
     page_user,
 )
 from central.dashboard.timeline import visit_svg
+from central.deps import AlertId
 from central.provisioning.commissioning import commissioning_records
 from central.store import NotFound, Store
 from central.views import alert_detail, list_gateways, list_visits
@@ -88,7 +89,7 @@ def _desk_actor(user: AuthUser) -> Actor:
     return Actor(user.username, role)
 
 
-def _back(alert_id: int, message: str = "") -> RedirectResponse:
+def _back(alert_id: AlertId, message: str = "") -> RedirectResponse:
     suffix = f"?message={quote(message)}" if message else ""
     return RedirectResponse(f"/alerts/{alert_id}{suffix}", status_code=303)
 
@@ -169,7 +170,7 @@ def board_rows(request: Request, user: PageUser) -> Response:
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
-def alert_page(request: Request, alert_id: int, user: PageUser) -> Response:
+def alert_page(request: Request, alert_id: AlertId, user: PageUser) -> Response:
     store = _store(request)
     found = alert_detail(store, alert_id, gateways=allowed_gateways(request, user))
     if found is None:
@@ -198,7 +199,7 @@ def _scope(request: Request, user: AuthUser) -> frozenset[str] | None:
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
-async def acknowledge(request: Request, alert_id: int, user: PageUser) -> Response:
+async def acknowledge(request: Request, alert_id: AlertId, user: PageUser) -> Response:
     await form_fields(request)
     try:
         _store(request).move_alert(alert_id, Acknowledge(), _desk_actor(user),
@@ -214,7 +215,7 @@ async def acknowledge(request: Request, alert_id: int, user: PageUser) -> Respon
 
 
 @router.post("/alerts/{alert_id}/resolve")
-async def resolve(request: Request, alert_id: int, user: PageUser) -> Response:
+async def resolve(request: Request, alert_id: AlertId, user: PageUser) -> Response:
     fields = await form_fields(request)
     try:
         _store(request).move_alert(
@@ -227,7 +228,7 @@ async def resolve(request: Request, alert_id: int, user: PageUser) -> Response:
     return _back(alert_id, "Resolved.")
 
 
-def _change(request: Request, alert_id: int, user: AuthUser, change: Any,
+def _change(request: Request, alert_id: AlertId, user: AuthUser, change: Any,
             done: str) -> Response:
     actor = _desk_actor(user)
     try:
@@ -241,7 +242,7 @@ def _change(request: Request, alert_id: int, user: AuthUser, change: Any,
 
 
 @router.post("/alerts/{alert_id}/checklist/{step}")
-async def tick_step(request: Request, alert_id: int, step: str, user: PageUser) -> Response:
+async def tick_step(request: Request, alert_id: AlertId, step: str, user: PageUser) -> Response:
     fields = await form_fields(request)
     actor, now = _desk_actor(user), request.app.state.clock.now()
     reason = fields.get("not_applicable_reason") or None
@@ -251,7 +252,7 @@ async def tick_step(request: Request, alert_id: int, step: str, user: PageUser) 
 
 
 @router.post("/alerts/{alert_id}/incident")
-async def incident(request: Request, alert_id: int, user: PageUser) -> Response:
+async def incident(request: Request, alert_id: AlertId, user: PageUser) -> Response:
     fields = await form_fields(request)
     actor, now = _desk_actor(user), request.app.state.clock.now()
 
@@ -317,7 +318,7 @@ def household_page(request: Request, household_id: str, user: PageUser) -> Respo
 
 
 @router.post("/alerts/{alert_id}/sign-off")
-async def sign_off(request: Request, alert_id: int, user: PageUser) -> Response:
+async def sign_off(request: Request, alert_id: AlertId, user: PageUser) -> Response:
     """A manager records the regulator decision and signs the incident record off."""
     fields = await form_fields(request)
     if DESK_ACTOR_ROLES.get(user.role) != "manager":

@@ -47,7 +47,7 @@ from central.auth.deps import (
     DeskActor,
     ManagerActor,
 )
-from central.deps import ClockDep, StoreDep
+from central.deps import AlertId, ClockDep, StoreDep
 from central.store import NotFound, Superseded
 from central.views import BadCursor, alert_changes, alert_detail, alert_page, stream_start
 
@@ -191,7 +191,7 @@ def outcomes(user: CareReader, alert_type: str | None = None) -> list[dict[str, 
 
 
 @router.get("/{alert_id}")
-def alert(alert_id: int, store: StoreDep, user: CareReader,
+def alert(alert_id: AlertId, store: StoreDep, user: CareReader,
           allowed: AllowedGateways) -> dict[str, Any]:
     """The alert with its audit trail, incident record and its visit's timeline."""
     found = alert_detail(store, alert_id, gateways=allowed)
@@ -200,7 +200,7 @@ def alert(alert_id: int, store: StoreDep, user: CareReader,
     return found
 
 
-def _move(store: StoreDep, alert_id: int, command: Command, actor: Actor,
+def _move(store: StoreDep, alert_id: AlertId, command: Command, actor: Actor,
           now: datetime, allowed: frozenset[str] | None) -> dict[str, Any]:
     try:
         store.move_alert(alert_id, command, actor, now, gateways=allowed)
@@ -212,14 +212,14 @@ def _move(store: StoreDep, alert_id: int, command: Command, actor: Actor,
 
 
 @router.post("/{alert_id}/acknowledge")
-def acknowledge(alert_id: int, store: StoreDep, clock: ClockDep,
+def acknowledge(alert_id: AlertId, store: StoreDep, clock: ClockDep,
                 actor: DeskActor,
             allowed: AllowedGateways) -> dict[str, Any]:
     return _move(store, alert_id, Acknowledge(), actor, clock.now(), allowed)
 
 
 @router.post("/{alert_id}/resolve")
-def resolve(alert_id: int, body: ResolveBody, store: StoreDep, clock: ClockDep,
+def resolve(alert_id: AlertId, body: ResolveBody, store: StoreDep, clock: ClockDep,
             actor: DeskActor,
             allowed: AllowedGateways) -> dict[str, Any]:
     """Resolve with an outcome code and a note; a visit_missed, call_outside_tolerance or
@@ -229,7 +229,7 @@ def resolve(alert_id: int, body: ResolveBody, store: StoreDep, clock: ClockDep,
 
 
 @router.post("/{alert_id}/reopen")
-def reopen(alert_id: int, body: ReopenBody, store: StoreDep, clock: ClockDep,
+def reopen(alert_id: AlertId, body: ReopenBody, store: StoreDep, clock: ClockDep,
            actor: ManagerActor,
             allowed: AllowedGateways) -> dict[str, Any]:
     """Reopen a resolved alert (a manager only), with the reason."""
@@ -238,7 +238,7 @@ def reopen(alert_id: int, body: ReopenBody, store: StoreDep, clock: ClockDep,
 
 @router.post("/{alert_id}")
 def update_alert(
-    alert_id: int, update: AlertUpdate, store: StoreDep, clock: ClockDep, user: AlertWorker,
+    alert_id: AlertId, update: AlertUpdate, store: StoreDep, clock: ClockDep, user: AlertWorker,
     allowed: AllowedGateways,
 ) -> dict[str, Any]:
     """The simple status update, mapped onto the lifecycle (see ``Store.update_alert``)."""
@@ -255,7 +255,7 @@ def update_alert(
 # --------------------------------------------------------------------------- incidents
 
 
-def _change(store: StoreDep, alert_id: int, actor: Actor, now: datetime,
+def _change(store: StoreDep, alert_id: AlertId, actor: Actor, now: datetime,
             allowed: frozenset[str] | None,
             change: Callable[[IncidentRecord], IncidentRecord]) -> dict[str, Any]:
     try:
@@ -266,7 +266,7 @@ def _change(store: StoreDep, alert_id: int, actor: Actor, now: datetime,
 
 
 @router.get("/{alert_id}/incident")
-def incident(alert_id: int, store: StoreDep, user: CareReader,
+def incident(alert_id: AlertId, store: StoreDep, user: CareReader,
              allowed: AllowedGateways) -> dict[str, Any]:
     try:
         record = store.incident(alert_id, gateways=allowed)
@@ -278,7 +278,7 @@ def incident(alert_id: int, store: StoreDep, user: CareReader,
 
 
 @router.put("/{alert_id}/incident")
-def update_incident(alert_id: int, body: IncidentUpdate, store: StoreDep, clock: ClockDep,
+def update_incident(alert_id: AlertId, body: IncidentUpdate, store: StoreDep, clock: ClockDep,
                     actor: DeskActor,
             allowed: AllowedGateways) -> dict[str, Any]:
     """Start the incident record (if none) and set the fields given."""
@@ -312,7 +312,7 @@ def update_incident(alert_id: int, body: IncidentUpdate, store: StoreDep, clock:
 
 
 @router.post("/{alert_id}/incident/actions")
-def add_action(alert_id: int, body: ActionBody, store: StoreDep, clock: ClockDep,
+def add_action(alert_id: AlertId, body: ActionBody, store: StoreDep, clock: ClockDep,
                actor: DeskActor,
             allowed: AllowedGateways) -> dict[str, Any]:
     now = clock.now()
@@ -321,13 +321,13 @@ def add_action(alert_id: int, body: ActionBody, store: StoreDep, clock: ClockDep
 
 
 @router.get("/{alert_id}/incident/checklist")
-def checklist(alert_id: int, user: CareReader) -> dict[str, Any]:
+def checklist(alert_id: AlertId, user: CareReader) -> dict[str, Any]:
     """The no-response checklist's steps (ticks are on the incident record)."""
     return NO_RESPONSE_CHECKLIST.model_dump(mode="json")
 
 
 @router.post("/{alert_id}/incident/checklist/{step}")
-def tick_step(alert_id: int, step: str, body: TickBody, store: StoreDep, clock: ClockDep,
+def tick_step(alert_id: AlertId, step: str, body: TickBody, store: StoreDep, clock: ClockDep,
               actor: DeskActor,
             allowed: AllowedGateways) -> dict[str, Any]:
     """Tick one step of a no_access alert's checklist: recorded with the time and the user."""
@@ -337,7 +337,7 @@ def tick_step(alert_id: int, step: str, body: TickBody, store: StoreDep, clock: 
 
 
 @router.post("/{alert_id}/incident/regulator")
-def decide_regulator(alert_id: int, body: RegulatorBody, store: StoreDep, clock: ClockDep,
+def decide_regulator(alert_id: AlertId, body: RegulatorBody, store: StoreDep, clock: ClockDep,
                      actor: ManagerActor,
             allowed: AllowedGateways) -> dict[str, Any]:
     """The registered manager's decision on notifying the regulator (a manager only)."""
@@ -348,7 +348,7 @@ def decide_regulator(alert_id: int, body: RegulatorBody, store: StoreDep, clock:
 
 
 @router.post("/{alert_id}/incident/sign")
-def sign(alert_id: int, body: SignBody, store: StoreDep, clock: ClockDep,
+def sign(alert_id: AlertId, body: SignBody, store: StoreDep, clock: ClockDep,
          actor: ManagerActor,
             allowed: AllowedGateways) -> dict[str, Any]:
     """A manager's sign-off: the record is complete and the necessary action was taken."""

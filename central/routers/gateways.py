@@ -16,7 +16,7 @@ from central.auth.deps import (
     UserManager,
     require_visible,
 )
-from central.deps import ClockDep, IngestDep, StoreDep
+from central.deps import ClockDep, IngestDep, Seq, StoreDep
 from central.ingest.events import StoreError
 from central.views import list_conflicts, list_gateways
 from homecall.wire import CommandMessage, WireError, validate_gateway_id
@@ -49,7 +49,7 @@ class ConflictResolution(BaseModel):
 
 @router.post("/{gateway_id}/conflicts/{seq}/resolve")
 def resolve_conflict(
-    gateway_id: str, seq: int, resolution: ConflictResolution, store: StoreDep,
+    gateway_id: str, seq: Seq, resolution: ConflictResolution, store: StoreDep,
     ingest: IngestDep, clock: ClockDep, user: UserManager, allowed: AllowedGateways,
 ) -> dict[str, Any]:
     """A manager settles a conflict: the chosen claim becomes the stored event, the other is

@@ -3,13 +3,14 @@ their organisation's gateways only."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from central.auth.deps import AllowedGateways, CareReader
 from central.deps import StoreDep
 from central.views import list_events, report
+from homecall.wire import MAX_SEQ
 
 router = APIRouter(prefix="/api", tags=["reports"])
 
@@ -23,6 +24,8 @@ def scenario_report(store: StoreDep, user: CareReader, allowed: AllowedGateways,
 @router.get("/events")
 def events(
     store: StoreDep, user: CareReader, allowed: AllowedGateways,
-    gateway: str | None = None, after_seq: int = 0, limit: int = 1000,
+    gateway: str | None = None,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     return list_events(store, gateway, after_seq, limit, gateways=allowed)
