@@ -29,11 +29,14 @@ from central.reports.adjustments import (
     add_adjustment,
     adjustments_for,
 )
+from central.reports.alert_response import STANDARD, alert_response_report
 from central.reports.billing import adjusted_share, billing_csv, billing_rows
+from central.reports.care import continuity_report, durations_report
 from central.reports.punctuality import CLASSES, punctuality_report
 from central.reports.retention import RetentionError, erase_person
 from central.reports.subject_access import subject_access
 from central.reports.visits import visits_between
+from central.views import list_alerts
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 DateParam = Annotated[date, Query(description="local date, YYYY-MM-DD")]
@@ -66,6 +69,86 @@ def punctuality(store: StoreDep, user: CareReader, allowed: AllowedGateways,
         for ident, counts in report[key].items():
             writer.writerow([group, ident, *(counts.get(k, 0) for k in CLASSES)])
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+def _csv(header: list[str], rows: list[list[Any]], name: str) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+FromParam = Annotated[date, Query(alias="from", description="local date, inclusive")]
+ToParam = Annotated[date, Query(alias="to", description="local date, exclusive")]
+
+
+@router.get("/durations", response_model=None)
+def durations(store: StoreDep, user: CareReader, allowed: AllowedGateways,
+              date_from: FromParam, date_to: ToParam,
+              format: Literal["json", "csv"] = "json") -> dict[str, Any] | Response:
+    """Length of stay against the planned length; short visits (under 75 % of planned)."""
+    _period(date_from, date_to)
+    report = durations_report(
+        visits_between(store, date_from, date_to, allowed),
+        adjustments_for(store.db, None if allowed is None else sorted(allowed)))
+    report["period"] = {"from": date_from.isoformat(), "to": date_to.isoformat()}
+    if format == "json":
+        return report
+    columns = ["visits", "planned_minutes", "actual_minutes", "short"]
+    rows = [["all", "", *(report["totals"][c] for c in columns)]]
+    for group, key in (("carer", "by_carer"), ("service_user", "by_service_user")):
+        rows += [[group, ident, *(t[c] for c in columns)] for ident, t in report[key].items()]
+    return _csv(["group", "id", *columns], rows,
+                f"homecall-durations-{date_from}-{date_to}.csv")
+
+
+@router.get("/continuity", response_model=None)
+def continuity(store: StoreDep, user: CareReader, allowed: AllowedGateways,
+               date_from: FromParam, date_to: ToParam,
+               format: Literal["json", "csv"] = "json") -> dict[str, Any] | Response:
+    """Distinct carers who attended each person, per ISO week."""
+    _period(date_from, date_to)
+    report = continuity_report(visits_between(store, date_from, date_to, allowed))
+    report["period"] = {"from": date_from.isoformat(), "to": date_to.isoformat()}
+    if format == "json":
+        return report
+    rows = [[person, week, n] for person, weeks in report["by_service_user"].items()
+            for week, n in weeks.items()]
+    return _csv(["service_user_id", "week", "distinct_carers"], rows,
+                f"homecall-continuity-{date_from}-{date_to}.csv")
+
+
+@router.get("/alert-response", response_model=None)
+def alert_response(store: StoreDep, user: CareReader, allowed: AllowedGateways,
+                   date_from: FromParam, date_to: ToParam,
+                   format: Literal["json", "csv"] = "json") -> dict[str, Any] | Response:
+    """How fast alerts were answered and resolved against the service standard (97.5 %
+    within 60 s, 99 % within 180 s), overall and by type, shift and month."""
+    _period(date_from, date_to)
+    report = alert_response_report(list_alerts(store, gateways=allowed), date_from, date_to)
+    if format == "json":
+        return report
+    header = ["group", "key", "alerts", "cleared_before_answer", "to_answer", "unanswered"]
+    for seconds, _ in STANDARD:
+        header += [f"answered_within_{seconds}s", f"share_within_{seconds}s"]
+    header += ["answer_s_median", "answer_s_p90", "resolved", "resolve_s_median"]
+
+    def line(group: str, key: str, summary: dict[str, Any]) -> list[Any]:
+        cells = [group, key, summary["alerts"], summary["cleared_before_answer"],
+                 summary["to_answer"], summary["unanswered"]]
+        for entry in summary["standard"]:
+            share = entry["share"]
+            cells += [entry["answered"], "" if share is None else f"{share:.4f}"]
+        return [*cells, summary["answer_s_median"], summary["answer_s_p90"],
+                summary["resolved"], summary["resolve_s_median"]]
+
+    rows = [line("all", "", report["all"])]
+    for name in ("type", "shift", "month"):
+        rows += [line(name, key, summary) for key, summary in report[f"by_{name}"].items()]
+    return _csv(header, [[("" if c is None else c) for c in r] for r in rows],
+                f"homecall-alert-response-{date_from}-{date_to}.csv")
 
 
 WeekParam = Annotated[str, Query(pattern=r"^\d{4}-W\d{2}$",

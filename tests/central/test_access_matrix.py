@@ -88,6 +88,9 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/webhooks"): MANAGERS,
     ("GET", "/metrics"): MANAGERS,
     ("GET", "/api/reports/punctuality"): CARE,
+    ("GET", "/api/reports/durations"): CARE,
+    ("GET", "/api/reports/continuity"): CARE,
+    ("GET", "/api/reports/alert-response"): CARE,
     ("GET", "/api/reports/billing.csv"): CARE,
     ("GET", "/api/reports/billing-summary"): CARE,
     ("GET", "/api/reports/adjustment-reasons"): CARE,
@@ -216,7 +219,8 @@ def _path(world: World, method: str, template: str, caller: str) -> str:
         values["service_user_id"] = People(world.app.state.db, world.clock).create_service_user(
             ServiceUserIn(household_id=world.a.household, name="Former", date_of_birth=date(
                 1930, 1, 1), care_ended_on=date(2020, 1, 1)), None, "test").id
-    if template == "/api/reports/punctuality":
+    if template in ("/api/reports/punctuality", "/api/reports/durations",
+                    "/api/reports/continuity", "/api/reports/alert-response"):
         return template + "?from=2026-03-01&to=2026-03-08"
     if template in ("/api/reports/billing.csv", "/api/reports/billing-summary"):
         return template + "?week=2026-W10"

@@ -17,12 +17,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from central.alerts.actors import Actor
+from central.alerts.lifecycle import Acknowledge, Resolve
 from central.db.tables import audit
 from central.reports.adjustments import AdjustmentError, add_adjustment, adjustments_for
+from central.reports.alert_response import alert_response_report
 from central.reports.billing import COLUMNS, adjusted_share, billing_csv, billing_rows
+from central.reports.care import continuity_report, durations_report
 from central.reports.punctuality import punctuality_report
 from central.reports.visits import visits_between
 from central.store import Store
+from central.views import list_alerts
 from homecall.plan import PlanDocument
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventType, Severity
 from tests.central.test_store import store  # noqa: F401  (the fixture, on each engine)
@@ -172,3 +177,66 @@ def test_a_correction_is_kept_beside_the_original_flagged_and_counted(
         who = conn.execute(sa.select(audit.c.who).where(
             audit.c.action == "attendance.adjusted")).scalars().all()
     assert who == ["cora"] * (1 + len(untapped))
+
+
+def test_durations_and_short_visits_match_the_generated_stays(
+    store: Store,  # noqa: F811
+) -> None:
+    truth = generate(store)
+    report = durations_report(visits_between(store, MONDAY, MONDAY + timedelta(days=7), None))
+    stays = truth["lengths"]
+    assert report["totals"] == {
+        "visits": len(stays), "planned_minutes": 30 * len(stays),
+        "actual_minutes": sum(stays.values()),
+        "short": sum(minutes < 0.75 * 30 for minutes in stays.values())}
+    assert {f"{v['gateway']}/{v['visit_id']}" for v in report["short_visits"]} == {
+        key for key, minutes in stays.items() if minutes <= 22}
+    # by carer: households h and h+4 and h+8 share carer c-(h % 4)
+    for carer in range(4):
+        mine = {k: m for k, m in stays.items() if int(k[7:9]) % 4 == carer}
+        assert report["by_carer"][f"c-{carer}"]["actual_minutes"] == sum(mine.values())
+
+
+def test_continuity_counts_distinct_carers_per_person_per_week(
+    store: Store,  # noqa: F811
+) -> None:
+    truth = generate(store)
+    report = continuity_report(visits_between(store, MONDAY, MONDAY + timedelta(days=7), None))
+    attended = {f"su-{int(key[7:9])}" for key in truth["lengths"]}
+    assert report["by_service_user"] == {person: {"2026-W10": 1} for person in attended}
+    assert report["mean_distinct_carers"] == 1
+
+
+def test_alert_response_against_the_service_standard(
+    store: Store,  # noqa: F811
+) -> None:
+    truth = generate(store)
+    received = datetime(2026, 3, 9, tzinfo=UTC)  # when the generator stored them
+    stray = Gateway("gw-rep-stray")  # an unknown fob: an alert that needs no incident record
+    stray.add(EventType.UNKNOWN_TAG, received, severity=Severity.MEDIUM,
+              data={"tag": "em4100:#0123456789ab"})
+    store.store_events(stray.events, received)
+    alerts = list_alerts(store)
+    alerts.sort(key=lambda a: a["type"] != "unknown_tag")  # the stray first
+    due = truth["tally"]["missed"] + truth["tally"]["no_access"] + 1
+    assert len(alerts) == due >= 4
+    desk = Actor("mo", "monitor")
+    for alert, after_s in zip(alerts, (30, 120, 400), strict=False):
+        store.move_alert(alert["id"], Acknowledge(), desk,
+                         received + timedelta(seconds=after_s))
+    store.move_alert(alerts[0]["id"], Resolve(outcome="false_alarm", note="x"), desk,
+                     received + timedelta(minutes=10))
+    report = alert_response_report(list_alerts(store), date(2026, 3, 9), date(2026, 3, 10))
+    overall = report["all"]
+    assert (overall["alerts"], overall["to_answer"], overall["unanswered"]) == (due, due,
+                                                                               due - 3)
+    within = {entry["within_s"]: entry for entry in overall["standard"]}
+    assert (within[60]["answered"], within[180]["answered"]) == (1, 2)
+    assert within[60]["share"] == 1 / due and within[60]["met"] is False
+    assert overall["answer_s_median"] == 120 and overall["resolve_s_median"] == 600
+    assert set(report["by_shift"]) == {"night"}  # midnight in London
+    assert report["by_month"]["2026-03"]["alerts"] == due
+    assert sum(g["alerts"] for g in report["by_type"].values()) == due
+    # outside the period: nothing counted
+    assert alert_response_report(list_alerts(store), MONDAY, MONDAY + timedelta(days=7),
+                                 )["all"]["alerts"] == 0

@@ -38,3 +38,29 @@ def test_a_manager_exports_one_persons_data_and_it_is_audited(world: World) -> N
                       headers=manager).status_code == 404
     assert client.get(f"/api/reports/subject-access/{a.service_user}",
                       headers=world.headers["monitor"]).status_code == 403
+
+
+def test_each_report_downloads_as_csv_with_its_columns(world: World) -> None:
+    """The CSV downloads councils import: a header line with the documented columns."""
+    headers = world.headers["coordinator"]
+    period = {"from": "2026-03-01", "to": "2026-03-31", "format": "csv"}
+    expected = {
+        "durations": ["group", "id", "visits", "planned_minutes", "actual_minutes", "short"],
+        "continuity": ["service_user_id", "week", "distinct_carers"],
+        "alert-response": ["group", "key", "alerts", "cleared_before_answer", "to_answer",
+                           "unanswered", "answered_within_60s", "share_within_60s",
+                           "answered_within_180s", "share_within_180s", "answer_s_median",
+                           "answer_s_p90", "resolved", "resolve_s_median"],
+    }
+    for name, columns in expected.items():
+        reply = world.client.get(f"/api/reports/{name}", params=period, headers=headers)
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(reply.text)))
+        assert rows[0] == columns, name
+    alert_rows = list(csv.DictReader(io.StringIO(world.client.get(
+        "/api/reports/alert-response", params=period, headers=headers).text)))
+    assert alert_rows[0]["group"] == "all" and alert_rows[0]["alerts"] == "1"  # A's only
+    bad = world.client.get("/api/reports/durations", params={**period, "to": "2026-02-01"},
+                           headers=headers)
+    assert bad.status_code == 422 and "after from" in bad.text
