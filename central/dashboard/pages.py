@@ -1,19 +1,19 @@
 """The desk's pages: login and logout, the alert board (home page, with a fragment the
 live board refreshes from), an alert's detail (timeline, audit, no-response checklist,
-incident record, resolve), and today's households. Forms post back here and redirect
-(post/redirect/get); a move the lifecycle refuses comes back as a message on the page.
-The same store calls, scoping and audit as the API: only the caller's organisation's
-alerts exist here, and every change names the logged-in user."""
+incident record, resolve), today's households, and the contract reports with charts. Forms
+post back here and redirect (post/redirect/get); a move the lifecycle refuses comes back as
+a message on the page. The same store calls, scoping and audit as the API: only the
+caller's organisation's alerts exist here, and every change names the logged-in user."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -32,6 +32,7 @@ from central.alerts.outcomes import OutcomeCatalogue
 from central.auth.deps import DESK_ROLES as DESK_ACTOR_ROLES
 from central.auth.deps import SESSION_COOKIE, get_accounts, get_people
 from central.auth.service import AuthUser, LoginFailed, LoginThrottled
+from central.dashboard.charts import bar_chart
 from central.dashboard.context import (
     LONDON,
     SEVERITY_SHAPE,
@@ -50,8 +51,13 @@ from central.dashboard.session import (
 from central.dashboard.timeline import visit_svg
 from central.deps import AlertId
 from central.provisioning.commissioning import commissioning_records
+from central.reports.adjustments import adjustments_for
+from central.reports.alert_response import alert_response_report
+from central.reports.care import continuity_report, durations_report
+from central.reports.punctuality import punctuality_report
+from central.reports.visits import visits_between
 from central.store import NotFound, Store
-from central.views import alert_detail, list_gateways, list_visits
+from central.views import alert_detail, list_alerts, list_gateways, list_visits
 from homecall.clock import format_utc
 
 log = logging.getLogger(__name__)
@@ -329,6 +335,58 @@ async def sign_off(request: Request, alert_id: AlertId, user: PageUser) -> Respo
     return _change(request, alert_id, user, lambda r: r.decide_regulator(
         actor, now, required=required, rationale=rationale).sign(
         actor, now, fields.get("note", "")), "Incident record signed off.")
+
+
+# --------------------------------------------------------------------------- reports
+
+#: Who reads the contract reports (the API's care readers).
+REPORT_ROLES = ("monitor", "coordinator", "manager", "admin")
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f} %"
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports(request: Request, user: PageUser, date_from: Annotated[
+        str | None, Query(alias="from")] = None, date_to: Annotated[
+        str | None, Query(alias="to")] = None) -> Response:
+    """The period's punctuality, length of stay, continuity and alert response, each as a
+    chart with its figures in a table and a CSV download."""
+    if user.role not in REPORT_ROLES:
+        raise HTTPException(status_code=403, detail="reports are for care staff")
+    today_local = request.app.state.clock.now().astimezone(LONDON).date()
+    message = ""
+    try:
+        start = date.fromisoformat(date_from) if date_from else today_local.replace(day=1)
+        end = date.fromisoformat(date_to) if date_to else today_local + timedelta(days=1)
+        if end <= start or end - start > timedelta(days=366):
+            raise ValueError("the end must be after the start, at most a year later")
+    except ValueError as err:
+        message = f"Period not understood ({err}); showing this month."
+        start, end = today_local.replace(day=1), today_local + timedelta(days=1)
+    store = _store(request)
+    scope = allowed_gateways(request, user)
+    visits = visits_between(store, start, end, scope)
+    corrections = adjustments_for(store.db, None if scope is None else sorted(scope))
+    punctuality = punctuality_report(visits)
+    durations = durations_report(visits, corrections)
+    continuity = continuity_report(visits)
+    response = alert_response_report(list_alerts(store, gateways=scope), start, end)
+    charts = {
+        "punctuality": bar_chart("Visits by punctuality", [
+            (kind.replace("_", " "), float(n), str(n))
+            for kind, n in punctuality["totals"].items()]),
+        "response": bar_chart("Alerts answered in time", [
+            (f"within {entry['within_s']} s", (entry["share"] or 0.0) * 100,
+             _percent(entry["share"]) + f" (target {entry['target'] * 100:g} %)")
+            for entry in response["all"]["standard"]], maximum=100.0),
+    }
+    return _render(request, "reports.html", user=user, start=start, end=end,
+                   last_day=end - timedelta(days=1), message=message,
+                   punctuality=punctuality, durations=durations, continuity=continuity,
+                   response=response, charts=charts, percent=_percent,
+                   query=f"from={start.isoformat()}&to={end.isoformat()}")
 
 
 # ----------------------------------------------------------------------------- today
