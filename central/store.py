@@ -61,6 +61,7 @@ from central.ingest.events import (
     ensure_gateway,
 )
 from central.people.tables import households
+from central.plans.history import record_planned_visits
 from homecall.clock import format_utc, parse_utc
 from homecall.plan import GatewayPlan, PlanDocument
 
@@ -110,6 +111,7 @@ class Store(EventStore):
             ))
             conn.execute(sa.update(gateways_table).where(
                 gateways_table.c.id == document.gateway).values(plan_version=version))
+            record_planned_visits(conn, document.gateway, version, document, now)
             write_audit(conn, now, who, "plan.upload", f"gateway:{document.gateway}",
                         {"version": version, "visits": len(document.visits)})
         return plan

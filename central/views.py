@@ -51,6 +51,29 @@ def visit_status(visit: Visit, attendances: list[dict[str, Any]], alert_types: s
     return "planned"
 
 
+def visit_row(gateway_id: str, visit: Visit, visit_attendances: list[dict[str, Any]],
+              alert_types: set[str]) -> dict[str, Any]:
+    """One visit as the read model lists it: the plan's facts, its status, punctuality and
+    attendances (``visit_attendances``: its ``attendances`` rows, by arrival)."""
+    first = next((a for a in visit_attendances if a["punctuality"] is not None), None)
+    return {
+        "id": visit.id,
+        "gateway": gateway_id,
+        "service_user": visit.service_user,
+        "planned_start": visit.start.isoformat(),
+        "duration_min": visit.duration_min,
+        "window": [t.isoformat() for t in visit.window] if visit.window else None,
+        "carers_required": visit.carers_required,
+        "status": visit_status(visit, visit_attendances, alert_types),
+        "punctuality": first["punctuality"] if first else None,
+        "minutes_outside_window": first["minutes_outside_window"] if first else None,
+        "attendances": [
+            {"carer": a["carer_id"], "arrived": a["arrived_at"], "departed": a["departed_at"]}
+            for a in visit_attendances
+        ],
+    }
+
+
 def list_visits(store: Store, gateway_id: str | None = None, *,
                 gateways: Collection[str] | None = None) -> list[dict[str, Any]]:
     ids = [gateway_id] if gateway_id else store.gateway_ids()
@@ -78,28 +101,8 @@ def list_visits(store: Store, gateway_id: str | None = None, *,
         for alert in alert_rows:
             alerts_by_visit.setdefault(alert.visit_id, set()).add(alert.type)
         for visit in document.visits:
-            visit_attendances = by_visit.get(visit.id, [])
-            first = next((a for a in visit_attendances if a["punctuality"] is not None), None)
-            result.append(
-                {
-                    "id": visit.id,
-                    "gateway": gw,
-                    "service_user": visit.service_user,
-                    "planned_start": visit.start.isoformat(),
-                    "duration_min": visit.duration_min,
-                    "window": [t.isoformat() for t in visit.window] if visit.window else None,
-                    "carers_required": visit.carers_required,
-                    "status": visit_status(visit, visit_attendances,
-                                           alerts_by_visit.get(visit.id, set())),
-                    "punctuality": first["punctuality"] if first else None,
-                    "minutes_outside_window": first["minutes_outside_window"] if first else None,
-                    "attendances": [
-                        {"carer": a["carer_id"], "arrived": a["arrived_at"],
-                         "departed": a["departed_at"]}
-                        for a in visit_attendances
-                    ],
-                }
-            )
+            result.append(visit_row(gw, visit, by_visit.get(visit.id, []),
+                                    alerts_by_visit.get(visit.id, set())))
     return result
 
 

@@ -61,6 +61,24 @@ plans = sa.Table(
     sa.Column("created_by", sa.Text, nullable=False),
 )
 
+#: Every visit ever planned, one row per (gateway, visit id) as its latest plan version
+#: describes it (``visit`` is the plan's JSON of it): what reports and billing count. A new
+#: plan version updates the visits it lists; a visit it no longer lists is kept if it was
+#: already due (it happened, or was missed) and marked ``removed_at`` if it was still to
+#: come (taken out of the plan).
+planned_visits = sa.Table(
+    "planned_visits", metadata,
+    sa.Column("gateway_id", sa.Text, primary_key=True),
+    sa.Column("visit_id", sa.Text, primary_key=True),
+    sa.Column("service_user_id", sa.Text, nullable=False),
+    sa.Column("day", sa.Text, nullable=False),  # local date of the planned start
+    sa.Column("start_local", sa.Text, nullable=False),
+    sa.Column("visit", sa.Text, nullable=False),
+    sa.Column("plan_version", sa.Integer, nullable=False),
+    sa.Column("removed_at", sa.Text),
+    sa.Index("planned_visits_day", "day", "gateway_id"),
+)
+
 attendances = sa.Table(
     "attendances", metadata,
     sa.Column("gateway_id", sa.Text, primary_key=True),

@@ -38,8 +38,8 @@ from central.db.tables import (
 )
 from central.ingest.alerts import write_audit
 from central.people.tables import households, service_users
+from central.reports.visits import visits_of_person
 from central.store import Store
-from central.views import list_visits
 from homecall.clock import format_utc
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ def _erase(store: Store, service_user_id: str, who: str, reason: str,
             sa.select(households.c.gateway_id).join(
                 service_users, service_users.c.household_id == households.c.id)
             .where(service_users.c.id == service_user_id)).scalar_one()
-    visit_ids = sorted({v["id"] for v in list_visits(store, gateway_id)
-                        if v["service_user"] == service_user_id})
+    visit_ids = sorted({v["id"] for v in visits_of_person(store, gateway_id,
+                                                          service_user_id)})
     at = format_utc(now)
     removed: dict[str, int] = {}
     with store.db.write() as conn:

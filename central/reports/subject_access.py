@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from central.db.tables import alerts, audit
 from central.people.repository import People
 from central.reports.adjustments import adjustments_for
+from central.reports.visits import visits_of_person
 from central.store import Store
-from central.views import alert_detail, list_visits
+from central.views import alert_detail
 from homecall.clock import format_utc
 
 
@@ -31,8 +32,7 @@ def subject_access(store: Store, people: People, service_user_id: str,
     corrections = adjustments_for(store.db, [gateway_id])
     visits = [
         {**v, "adjustments": corrections.get((gateway_id, v["id"]), [])}
-        for v in list_visits(store, gateway_id, gateways=gateways)
-        if v["service_user"] == service_user_id
+        for v in visits_of_person(store, gateway_id, service_user_id)
     ]
     visit_ids = {v["id"] for v in visits}
     with store.db.read() as conn:

@@ -240,3 +240,31 @@ def test_alert_response_against_the_service_standard(
     # outside the period: nothing counted
     assert alert_response_report(list_alerts(store), MONDAY, MONDAY + timedelta(days=7),
                                  )["all"]["alerts"] == 0
+
+
+def test_a_weeks_visits_still_count_after_next_weeks_plan_replaces_it(
+    store: Store,  # noqa: F811
+) -> None:
+    """Coordinators send each week's plan: last week's visits (attended or missed) stay in
+    its report and bill; a visit still to come that the new plan drops is gone."""
+    truth = generate(store)
+    before = visits_between(store, MONDAY, MONDAY + timedelta(days=7), None)
+    next_monday = MONDAY + timedelta(days=7)
+    store.save_plan(PlanDocument.parse({
+        "gateway": "gw-rep-00", "service_users": ["su-0"], "carers": [{"id": "c-0"}],
+        "visits": [{"id": "next-1", "service_user": "su-0",
+                    "start": f"{next_monday.isoformat()}T08:00", "duration_min": 30}]}),
+        datetime(2026, 3, 9, 6, tzinfo=UTC), "test")
+    after = visits_between(store, MONDAY, MONDAY + timedelta(days=7), None)
+    assert after == before and len(after) == 12 * 14
+    text = billing_csv(after)
+    billed = {f"{r['gateway']}/{r['visit_id']}": int(r["actual_minutes"])
+              for r in csv.DictReader(io.StringIO(text)) if r["actual_minutes"]}
+    assert billed == truth["lengths"]
+    assert [v["id"] for v in visits_between(store, next_monday,
+                                            next_monday + timedelta(days=7), None)] == ["next-1"]
+    # a visit planned ahead, then dropped from the plan before it was due, is not counted
+    store.save_plan(PlanDocument.parse({
+        "gateway": "gw-rep-00", "service_users": ["su-0"], "carers": [{"id": "c-0"}],
+        "visits": []}), datetime(2026, 3, 9, 7, tzinfo=UTC), "test")
+    assert visits_between(store, next_monday, next_monday + timedelta(days=7), None) == []
