@@ -46,6 +46,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "faults": ("homecall.benchmarks.faults", "run the delivery fault suite (tests/faults)"),
     "fuzz": ("homecall.benchmarks.fuzz", "a million generated inputs through each device parser"),
     "ingest": ("homecall.benchmarks.ingest", "central ingest events/s on SQLite and PostgreSQL"),
+    "ingest-workers": ("homecall.benchmarks.ingest_workers",
+                       "events/s by 1, 2 and 4 ingest processes on PostgreSQL"),
     "drain": ("homecall.benchmarks.drain", "backlog drain time after a broker outage"),
     "fleet": ("homecall.benchmarks.fleet", "N gateways on the wire vs one broker and central"),
     "poison": ("homecall.benchmarks.poison",
@@ -55,6 +57,8 @@ BENCHES: dict[str, tuple[str, str]] = {
                    "escalation due -> stored, and -> the organisation's webhook received"),
     "dashboard": ("homecall.benchmarks.dashboard",
                   "alert stored at central -> its row on the desk's screen in chromium"),
+    "reports": ("homecall.benchmarks.reports",
+                "contract reports over a year of 2,000 homes, SQLite and PostgreSQL"),
     "all": ("homecall.benchmarks.all", "every bench above, one after another (make bench)"),
 }
 

@@ -71,14 +71,15 @@ class _Publisher:
     def __init__(self, broker: Any, gateway_id: str, last_seq: int) -> None:
         import paho.mqtt.client as mqtt
 
-        from homecall.wire import Channel, topic
+        from homecall.wire import Channel, gateway_client_id, topic
 
         self.gateway_id = gateway_id
         self.last_seq = last_seq
         self.done = threading.Event()
         self.done_at = 0.0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"bench-{gateway_id}", protocol=mqtt.MQTTv5)
+                                  client_id=gateway_client_id(gateway_id),
+                                  protocol=mqtt.MQTTv5)
         self.client.username_pw_set(gateway_id, broker.passwords[gateway_id])
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)

@@ -1,0 +1,161 @@
+"""``homecall bench ingest-workers``: events/s ingested by 1, 2 and 4 ``homecall central
+ingest`` processes sharing the broker's subscription and writing to one PostgreSQL (and one
+on SQLite, for comparison).
+
+For each worker count: a fresh database, a real Mosquitto (per-login publish rate lifted:
+this measures central), N worker processes (each its own client id in the
+``$share/central`` group), then ``--gateways`` clients each publishing its hash-chained
+events (QoS 1) as fast as the broker takes them; timed from the first publish until every
+gateway's ack covers its last seq (central acks after its commit). Results are printed and,
+with ``--write-docs``, written into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from homecall.benchmarks import DOCS, write_section
+from homecall.benchmarks.ingest import _make_events, _Publisher
+
+SECTION = "## central ingest: N worker processes"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, action="append",
+                        help="worker counts to measure on PostgreSQL (default 1, 2, 4)")
+    parser.add_argument("--events", type=int, default=40000, help="events in total")
+    parser.add_argument("--gateways", type=int, default=40)
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+
+
+def _start_workers(url: str, broker: Any, count: int, stack: ExitStack) -> None:
+    from homecall.broker import CENTRAL_USER
+
+    secret = broker.credentials_file(CENTRAL_USER)
+    for i in range(count):
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "homecall.cli", "central", "ingest", "--db", url,
+             "--mqtt-port", str(broker.port), "--mqtt-user", CENTRAL_USER,
+             "--mqtt-password-file", str(secret), "--mqtt-client-id", f"central-bench-{i}"],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        stack.callback(_stop, worker)
+        assert worker.stderr is not None
+        deadline = time.monotonic() + 60
+        for line in worker.stderr:  # until it is on the broker and subscribed
+            if "central connected to broker" in line:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ingest worker {i} did not connect")
+        threading.Thread(target=lambda s=worker.stderr: [None for _ in s], daemon=True).start()
+    time.sleep(1.0)  # the subscriptions' SUBACKs
+
+
+def _stop(worker: subprocess.Popen[str]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
+def measure(url: str, workdir: Path, payloads: dict[str, list[bytes]],
+            workers: int) -> dict[str, Any]:
+    from central.db.engine import Database
+    from central.db.migrate import upgrade
+    from homecall.broker import MosquittoBroker
+
+    per_gateway = len(next(iter(payloads.values())))
+    with ExitStack() as stack:
+        broker = stack.enter_context(MosquittoBroker(workdir / "broker", publish_rate_per_s=0))
+        for gateway_id in payloads:
+            broker.add_user(gateway_id)
+        db = Database(url)
+        upgrade(db)  # before the workers start (they would race to create the schema)
+        db.dispose()
+        _start_workers(url, broker, workers, stack)
+        publishers = [_Publisher(broker, gw, per_gateway) for gw in payloads]
+        for publisher in publishers:
+            stack.callback(publisher.close)
+            if not publisher.subscribed.wait(10):
+                raise RuntimeError(f"{publisher.gateway_id} could not subscribe to its acks")
+        started = time.perf_counter()
+        threads = [threading.Thread(target=p.publish, args=(payloads[p.gateway_id],))
+                   for p in publishers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for publisher in publishers:
+            if not publisher.done.wait(900):
+                raise RuntimeError(f"{publisher.gateway_id}: last seq never acked")
+        elapsed = max(p.done_at for p in publishers) - started
+    total = per_gateway * len(payloads)
+    return {"events": total, "seconds": elapsed, "rate": total / elapsed}
+
+
+def run(args: argparse.Namespace) -> int:
+    counts = args.workers or [1, 2, 4]
+    runs: list[tuple[str, int, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="homecall-bench-workers-") as tmp, \
+            ExitStack() as stack:
+        gateway_ids = [f"gw-wk-{i:03d}" for i in range(args.gateways)]
+        payloads = _make_events(Path(tmp), gateway_ids, args.events // args.gateways)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        from tests.support.postgres import PrivatePostgres
+
+        server = PrivatePostgres().start()
+        stack.callback(server.stop)
+        plan = [("postgresql", n) for n in counts] + [("sqlite", 1)]
+        for engine, workers in plan:
+            workdir = Path(tmp) / f"{engine}-{workers}"
+            workdir.mkdir()
+            url = (server.new_database() if engine == "postgresql"
+                   else f"sqlite:///{workdir / 'central.db'}")
+            result = measure(url, workdir, payloads, workers)
+            runs.append((engine, workers, result))
+            print(f"{engine}, {workers} worker(s): {result['events']} events in "
+                  f"{result['seconds']:.2f} s = {result['rate']:.0f} events/s", flush=True)
+    if args.write_docs:
+        _write_docs(args, runs)
+    return 0
+
+
+def _write_docs(args: argparse.Namespace,
+                runs: list[tuple[str, int, dict[str, Any]]]) -> None:
+    counts = " ".join(f"--workers {n}" for n in (args.workers or [1, 2, 4]))
+    command = (f"homecall bench ingest-workers {counts} --events {args.events} "
+               f"--gateways {args.gateways} --write-docs")
+    rows = "\n".join(f"| {engine} | {workers} | {r['events']} | {r['seconds']:.2f} | "
+                     f"{r['rate']:.0f} |" for engine, workers, r in runs)
+    text = f"""{SECTION}
+
+`{command}` ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()};
+other work was running on the machine).
+
+N `homecall central ingest` processes in the broker's `$share/central` group, one database
+(PostgreSQL: a private local server, default settings; SQLite: one worker, as it allows one
+writer), {args.gateways} gateway clients publishing {args.events} hash-chained events in
+all as fast as the broker takes them (the per-login publish rate lifted). Timed from the
+first publish until every gateway's ack covers its last seq (central acks after commit).
+
+| engine | workers | events | seconds | events/s |
+|---|---:|---:|---:|---:|
+{rows}
+
+How to read it: the machine has {os.cpu_count()} cores shared by the broker, the
+publishers, PostgreSQL and the workers, so workers beyond the cores compete for them;
+on separate machines each worker brings its own core. Two workers storing parts of one
+gateway's stream ack it correctly (the ack is the database's highest contiguous seq), as
+`tests/e2e/test_ingest_workers.py` checks with one of them killed -9.
+"""
+    write_section(DOCS, SECTION, text)
