@@ -107,6 +107,29 @@ class _Publisher:
         self.client.disconnect()
 
 
+def publish_and_time(broker: Any, payloads: dict[str, list[bytes]], stack: ExitStack,
+                     timeout_s: float = 900) -> float:
+    """One client per gateway publishes its events at once; seconds from the first publish
+    until every gateway's ack covers its last seq."""
+    per_gateway = len(next(iter(payloads.values())))
+    publishers = [_Publisher(broker, gw, per_gateway) for gw in payloads]
+    for publisher in publishers:
+        stack.callback(publisher.close)
+        if not publisher.subscribed.wait(10):
+            raise RuntimeError(f"{publisher.gateway_id} could not subscribe to its acks")
+    started = time.perf_counter()
+    threads = [threading.Thread(target=p.publish, args=(payloads[p.gateway_id],))
+               for p in publishers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for publisher in publishers:
+        if not publisher.done.wait(timeout_s):
+            raise RuntimeError(f"{publisher.gateway_id}: last seq never acked")
+    return max(p.done_at for p in publishers) - started
+
+
 def measure_store(database_url: str, payloads: dict[str, list[bytes]],
                   batch: int) -> dict[str, Any]:
     """The store alone: the same events, parsed beforehand, stored in batches of ``batch``
@@ -167,22 +190,7 @@ def measure(database_url: str, workdir: Path, payloads: dict[str, list[bytes]],
         stack.callback(ingest.stop)
         if not ingest.connected.wait(10):
             raise RuntimeError("central did not connect to the bench broker")
-        publishers = [_Publisher(broker, gw, per_gateway) for gw in gateway_ids]
-        for publisher in publishers:
-            stack.callback(publisher.close)
-            if not publisher.subscribed.wait(10):
-                raise RuntimeError(f"{publisher.gateway_id} could not subscribe to its acks")
-        started = time.perf_counter()
-        threads = [threading.Thread(target=p.publish, args=(payloads[p.gateway_id],))
-                   for p in publishers]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for publisher in publishers:
-            if not publisher.done.wait(600):
-                raise RuntimeError(f"{publisher.gateway_id}: last seq never acked")
-        elapsed = max(p.done_at for p in publishers) - started
+        elapsed = publish_and_time(broker, payloads, stack)
         stored = ingest.stored
     total = per_gateway * len(gateway_ids)
     return {"events": total, "stored": stored, "seconds": elapsed, "rate": total / elapsed}

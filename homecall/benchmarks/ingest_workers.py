@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from homecall.benchmarks import DOCS, write_section
-from homecall.benchmarks.ingest import _make_events, _Publisher
+from homecall.benchmarks.ingest import _make_events, publish_and_time
 
 SECTION = "## central ingest: N worker processes"
 
@@ -83,22 +83,7 @@ def measure(url: str, workdir: Path, payloads: dict[str, list[bytes]],
         upgrade(db)  # before the workers start (they would race to create the schema)
         db.dispose()
         _start_workers(url, broker, workers, stack)
-        publishers = [_Publisher(broker, gw, per_gateway) for gw in payloads]
-        for publisher in publishers:
-            stack.callback(publisher.close)
-            if not publisher.subscribed.wait(10):
-                raise RuntimeError(f"{publisher.gateway_id} could not subscribe to its acks")
-        started = time.perf_counter()
-        threads = [threading.Thread(target=p.publish, args=(payloads[p.gateway_id],))
-                   for p in publishers]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for publisher in publishers:
-            if not publisher.done.wait(900):
-                raise RuntimeError(f"{publisher.gateway_id}: last seq never acked")
-        elapsed = max(p.done_at for p in publishers) - started
+        elapsed = publish_and_time(broker, payloads, stack)
     total = per_gateway * len(payloads)
     return {"events": total, "seconds": elapsed, "rate": total / elapsed}
 

@@ -148,6 +148,17 @@ def chromium() -> Iterator[Browser]:
         browser.close()
 
 
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    """A desk-sized page (1280 x 900) in London time."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900},
+                                   timezone_id="Europe/London")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
 def log_in(page: Page, desk: Desk, username: str, password: str = PASSWORD) -> None:
     page.goto(f"{desk.url}/login")
     page.get_by_label("Username").fill(username)

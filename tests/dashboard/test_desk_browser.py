@@ -7,7 +7,6 @@ without their CSRF token are refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,16 +19,6 @@ from tests.conftest import wait_for
 from tests.dashboard.conftest import Desk, log_in, screenshot
 
 AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900},
-                                   timezone_id="Europe/London")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
 
 
 def _axe_violations(page: Page) -> list[str]:

@@ -6,10 +6,8 @@ another organisation's staff see none of organisation A's figures."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from central.alerts.actors import Actor
@@ -21,16 +19,6 @@ from tests.dashboard.conftest import T0, Desk, log_in, screenshot
 from tests.dashboard.test_desk_browser import _axe_violations
 
 PERIOD = "from=2026-03-01&to=2026-03-08"
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900},
-                                   timezone_id="Europe/London")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
 
 
 def test_a_manager_reads_the_periods_reports_and_downloads_one(desk: Desk, page: Page) -> None:
