@@ -138,8 +138,13 @@ first publish until every gateway's ack covers its last seq (central acks after 
 {rows}
 
 How to read it: the machine has {os.cpu_count()} cores shared by the broker, the
-publishers, PostgreSQL and the workers, so workers beyond the cores compete for them;
-on separate machines each worker brings its own core. Two workers storing parts of one
+publishers, PostgreSQL and the workers, so workers beyond the cores compete for them. And
+the broker deals one gateway's messages to every worker in turn, while storing a batch
+locks each of its gateways' rows until commit: workers holding parts of the same gateways'
+streams wait on each other. Here more workers were slower, not faster. What would scale:
+workers on their own cores or machines, and each gateway's stream kept to one worker
+(MQTT 5 shared subscriptions cannot route by topic; per-worker subscriptions to a share of
+the gateway ids, or an EMQX/HiveMQ sticky strategy, can). Two workers storing parts of one
 gateway's stream ack it correctly (the ack is the database's highest contiguous seq), as
 `tests/e2e/test_ingest_workers.py` checks with one of them killed -9.
 """
