@@ -23,6 +23,9 @@ COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "create-user"): ("central.auth.cli", "create a staff account (the first admin)"),
     ("central", "init-ca"): ("central.provisioning.ca",
                              "create central's CA for gateway certificates (and the broker's)"),
+    ("central", "sync-crl"): ("central.provisioning.crl_sync",
+                              "on a broker's host: fetch central's CRL, restart the broker "
+                              "when it changed"),
     ("gateway", "run"): ("gateway.settings", "run the home gateway daemon"),
     ("gateway", "provision"): ("gateway.provision",
                                "enrol this device with central using an installer's code"),

@@ -3,7 +3,8 @@
 code and a CSR to ``POST /api/enrol`` and gets back its certificate (CN = the household's
 gateway id), the CA certificate, the broker's address and TLS port, and the plan-signing
 public key. ``POST /api/gateways/{id}/revoke`` (a stolen Pi) revokes its certificates and
-rewrites the CRL the broker checks (the broker rereads it when reloaded; docs/provisioning.md).
+rewrites the CRL the broker checks (the broker rereads it when restarted; docs/provisioning.md);
+``GET /api/ca/crl.pem`` serves it to a broker on another host.
 Without a CA (``ca_dir`` unset) these answer 503 and say how to create one."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from central.auth.deps import HomeEditor, PeopleDep
@@ -106,6 +108,14 @@ def enrol(body: EnrolRequest, request: Request, db: DbDep, store: StoreDep,
         ca_certificate=authority.cert_path.read_text(),
         broker_host=settings.gateway_broker_host,
         broker_tls_port=settings.gateway_broker_tls_port, plan_public_key=public_key)
+
+
+@router.get("/api/ca/crl.pem")
+def certificate_revocation_list(request: Request) -> Response:
+    """The CRL the broker checks (public, like every CRL: serial numbers signed by the CA).
+    A broker on another host fetches it with ``homecall central sync-crl``."""
+    authority = _ca(request)
+    return Response(authority.crl_path.read_bytes(), media_type="application/x-pem-file")
 
 
 @router.post("/api/gateways/{gateway_id}/revoke")

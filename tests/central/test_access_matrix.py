@@ -98,6 +98,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/reports/visits/{gateway_id}/{visit_id}/adjustments"): PEOPLE,
     ("GET", "/api/reports/visits/{gateway_id}/{visit_id}/adjustments"): CARE,
     ("POST", "/api/enrol"): PUBLIC,
+    ("GET", "/api/ca/crl.pem"): PUBLIC,
     ("POST", "/api/gateways/{gateway_id}/commissioning"): HOMES,
     ("GET", "/api/households/{household_id}/commissioning"): ALL,
     ("POST", "/api/households/{household_id}/enrolment-codes"): HOMES,
@@ -287,6 +288,7 @@ NO_BROKER = {("POST", "/api/gateways/{gateway_id}/commands"): 503,
              ("GET", "/api/health"): 503,  # ready only with the broker connected
              # enrolment needs central's CA, which the test app has not got
              ("POST", "/api/enrol"): 503,
+             ("GET", "/api/ca/crl.pem"): 503,
              ("POST", "/api/households/{household_id}/enrolment-codes"): 503,
              ("POST", "/api/gateways/{gateway_id}/revoke"): 503}
 

@@ -9,7 +9,10 @@ expired or guessed code is refused and guessing is throttled (429)."""
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,8 +71,12 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
                         PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     ca = CertificateAuthority(tmp_path / "ca")
     ca.init("127.0.0.1")
+    # The broker keeps its own copy of the CRL, as on a host of its own (sync-crl updates it).
+    broker_crl = tmp_path / "broker-host" / "crl.pem"
+    broker_crl.parent.mkdir()
+    shutil.copy(ca.crl_path, broker_crl)
     tls = TlsListener(port=free_port(), cafile=ca.cert_path, certfile=ca.broker_cert_path,
-                      keyfile=ca.broker_key_path, crlfile=ca.crl_path)
+                      keyfile=ca.broker_key_path, crlfile=broker_crl)
     clock = ManualClock(T0)
     settings = CentralSettings(database=f"sqlite:///{tmp_path / 'central.db'}",
                                ca_dir=ca.directory, gateway_broker_tls_port=tls.port,
@@ -176,15 +183,43 @@ def test_each_gateway_speaks_only_for_itself_over_mutual_tls(site: Site) -> None
         b.close()
 
 
+def _sync_crl(site: Site, on_change: str) -> subprocess.CompletedProcess[str]:
+    broker_crl = site.broker.tls.crlfile if site.broker.tls else None
+    assert broker_crl is not None
+    return subprocess.run(
+        [sys.executable, "-m", "homecall.cli", "central", "sync-crl", "--central", site.url,
+         "--ca-file", str(site.ca.cert_path), "--crl-file", str(broker_crl),
+         "--on-change", on_change], capture_output=True, text=True, timeout=60)
+
+
 def test_a_revoked_gateway_cannot_connect(site: Site) -> None:
+    """Revoked at central; the broker's host fetches the CRL (``sync-crl``), which restarts
+    the broker only when it changed; from then on the stolen device's handshake fails."""
     a_dir = site.enrol("gw-home-a")
     first = TlsClient(site, a_dir)
     assert first.connect() == 0
     first.close()
+    marker = site.root / "restarted"
+    unchanged = _sync_crl(site, f"touch {marker}")
+    assert unchanged.returncode == 0 and "unchanged" in unchanged.stdout
+    assert not marker.exists()
     reply = httpx.post(f"{site.url}/api/gateways/gw-home-a/revoke", headers=site.installer)
     assert reply.status_code == 200 and reply.json()["revoked"] == 1
-    site.broker.restart()  # the broker reloads its CRL
+    assert TlsClient(site, a_dir).connect() == 0  # the broker has not heard yet
+    updated = _sync_crl(site, f"touch {marker}")
+    assert updated.returncode == 0 and "updated" in updated.stdout, updated.stdout
+    assert marker.exists()
+    site.broker.restart()  # what the --on-change command does on a real broker host
     assert TlsClient(site, a_dir).connect() is None
+    # a CRL that is not signed by the broker's CA is refused and the old one stays
+    stranger = CertificateAuthority(site.root / "other-ca")
+    stranger.init("127.0.0.1")
+    refused = subprocess.run(
+        [sys.executable, "-m", "homecall.cli", "central", "sync-crl", "--central", site.url,
+         "--ca-file", str(stranger.cert_path), "--crl-file", str(site.root / "x.pem")],
+        capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "not a CRL signed by" in refused.stdout
+    assert not (site.root / "x.pem").exists()
 
 
 def test_reused_expired_and_guessed_codes_are_refused_and_guessing_is_throttled(
