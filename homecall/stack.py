@@ -35,7 +35,12 @@ from typing import Any
 import httpx
 
 from homecall import HomeCallError
-from homecall.broker import CENTRAL_USER, MosquittoBroker, free_port
+from homecall.broker import (
+    CENTRAL_USER,
+    GATEWAY_PUBLISH_RATE_PER_S,
+    MosquittoBroker,
+    free_port,
+)
 from homecall.clock import clock_from_spec
 from homecall.netem import TcpRelay
 from homecall.plan import PlanDocument
@@ -70,7 +75,8 @@ def _hash_password(password: str) -> str:
 
 class Stack:
     def __init__(self, workdir: str | Path, clock_spec: str, *, http_port: int | None = None,
-                 heartbeat_s: float = 1.0, central_db: str | Path | None = None) -> None:
+                 heartbeat_s: float = 1.0, central_db: str | Path | None = None,
+                 publish_rate_per_s: float = GATEWAY_PUBLISH_RATE_PER_S) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         #: central's database: a path to an SQLite file or a SQLAlchemy URL
@@ -79,7 +85,10 @@ class Stack:
         self.clock_spec = clock_spec
         self.http_port = http_port or free_port()
         self.heartbeat_s = heartbeat_s
-        self.broker = MosquittoBroker(self.workdir / "broker")
+        # publish_rate_per_s: the broker policy's per-login rate (0 lifts it: benches that
+        # measure the gateway's own throughput)
+        self.broker = MosquittoBroker(self.workdir / "broker",
+                                      publish_rate_per_s=publish_rate_per_s)
         self.relay: TcpRelay | None = None
         self.central: subprocess.Popen[bytes] | None = None
         self.sim: subprocess.Popen[bytes] | None = None
