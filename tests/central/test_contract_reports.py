@@ -54,14 +54,15 @@ class Gateway:
         self.events.append((self.gateway_id, event))
 
 
-def generate(target: Store, seed: int = 7) -> dict[str, Any]:
+def generate(target: Store, seed: int = 7, households: int = 12,
+             days: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     tally: Counter[str] = Counter()
     lengths: dict[str, int] = {}
-    for h in range(12):
+    for h in range(households):
         gw = Gateway(f"gw-rep-{h:02d}")
         visits, planned = [], []
-        for day in range(7):
+        for day in range(days):
             for slot, hour in enumerate((8, 17)):
                 visit_id = f"v{day}{slot}"
                 outcome = rng.choice(OUTCOMES)
@@ -101,6 +102,27 @@ def generate(target: Store, seed: int = 7) -> dict[str, Any]:
                        visit_id=visit_id, carer_id=carer, severity=Severity.CRITICAL)
         target.store_events(gw.events, datetime(2026, 3, 9, tzinfo=UTC))
     return {"tally": tally, "lengths": lengths}
+
+
+def test_a_month_of_200_households_adds_up(store: Store) -> None:  # noqa: F811
+    """The contract's scale: 200 homes, four weeks, every class total, the electronic share,
+    the billed minutes and the short visits against the generator's own tally."""
+    truth = generate(store, seed=2026, households=200, days=28)
+    visits = visits_between(store, MONDAY, MONDAY + timedelta(days=28), None)
+    assert len(visits) == 200 * 28 * 2
+    report = punctuality_report(visits)
+    tally = truth["tally"]
+    assert report["totals"] == {k: tally[k] for k in report["totals"]}
+    recorded = sum(tally[k] for k in ("on_time", "early", "late", "outside_tolerance"))
+    assert report["electronic_share"] == recorded / (len(visits) - tally["cancelled"])
+    durations = durations_report(visits)
+    stays = truth["lengths"]
+    assert durations["totals"]["actual_minutes"] == sum(stays.values())
+    assert durations["totals"]["short"] == sum(m < 22.5 for m in stays.values())
+    rows = list(csv.DictReader(io.StringIO(billing_csv(visits))))
+    assert len(rows) == len(visits)
+    assert sum(int(r["actual_minutes"]) for r in rows if r["actual_minutes"]) == sum(
+        stays.values())
 
 
 def test_punctuality_and_electronic_share_match_an_independent_count(
