@@ -123,15 +123,25 @@ def continuity(store: StoreDep, user: CareReader, allowed: AllowedGateways,
 @router.get("/alert-response", response_model=None)
 def alert_response(store: StoreDep, user: CareReader, allowed: AllowedGateways,
                    date_from: FromParam, date_to: ToParam,
-                   format: Literal["json", "csv"] = "json") -> dict[str, Any] | Response:
+                   format: Literal["json", "csv"] = "json",
+                   standard: Annotated[str | None, Query(
+                       pattern=r"^\d{1,5}:(0(\.\d+)?|1(\.0+)?)(,\d{1,5}:(0(\.\d+)?|1(\.0+)?)){0,3}$",
+                       description="the service standard as seconds:share pairs, e.g. "
+                                   "60:0.975,180:0.99 (the default)")] = None,
+                   ) -> dict[str, Any] | Response:
     """How fast alerts were answered and resolved against the service standard (97.5 %
-    within 60 s, 99 % within 180 s), overall and by type, shift and month."""
+    within 60 s, 99 % within 180 s unless ``standard`` says otherwise), overall and by type,
+    shift and month."""
     _period(date_from, date_to)
-    report = alert_response_report(list_alerts(store, gateways=allowed), date_from, date_to)
+    chosen = STANDARD if standard is None else tuple(
+        (int(seconds), float(share)) for seconds, share in
+        (pair.split(":") for pair in standard.split(",")))
+    report = alert_response_report(list_alerts(store, gateways=allowed), date_from, date_to,
+                                   chosen)
     if format == "json":
         return report
     header = ["group", "key", "alerts", "cleared_before_answer", "to_answer", "unanswered"]
-    for seconds, _ in STANDARD:
+    for seconds, _ in chosen:
         header += [f"answered_within_{seconds}s", f"share_within_{seconds}s"]
     header += ["answer_s_median", "answer_s_p90", "resolved", "resolve_s_median"]
 

@@ -64,3 +64,20 @@ def test_each_report_downloads_as_csv_with_its_columns(world: World) -> None:
     bad = world.client.get("/api/reports/durations", params={**period, "to": "2026-02-01"},
                            headers=headers)
     assert bad.status_code == 422 and "after from" in bad.text
+
+
+def test_the_alert_response_standard_can_be_set_per_request(world: World) -> None:
+    headers = world.headers["manager"]
+    period = {"from": "2026-03-01", "to": "2026-03-31"}
+    own = world.client.get("/api/reports/alert-response",
+                           params={**period, "standard": "30:0.9,300:0.999"},
+                           headers=headers).json()
+    assert [(e["within_s"], e["target"]) for e in own["all"]["standard"]] == [
+        (30, 0.9), (300, 0.999)]
+    default = world.client.get("/api/reports/alert-response", params=period,
+                               headers=headers).json()
+    assert [(e["within_s"], e["target"]) for e in default["all"]["standard"]] == [
+        (60, 0.975), (180, 0.99)]
+    bad = world.client.get("/api/reports/alert-response",
+                           params={**period, "standard": "60:1.5"}, headers=headers)
+    assert bad.status_code == 422 and "standard" in bad.text
