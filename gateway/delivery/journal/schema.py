@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from gateway.delivery.journal.records import JournalNotOurs
 from gateway.delivery.journal.transaction import transaction
+
+if TYPE_CHECKING:  # imported only to migrate: a journal at the current schema never needs it
+    import sqlite_utils
 
 
 def _v1_tables(db: sqlite_utils.Database) -> None:
@@ -57,6 +59,10 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise JournalNotOurs(
             f"journal schema version {version} is newer than this gateway's ({SCHEMA_VERSION})"
         )
+    if version == SCHEMA_VERSION:
+        return version
+    import sqlite_utils  # ~4 MB of RSS (pluggy, csv, lzma...) a running gateway need not keep
+
     db = sqlite_utils.Database(conn)
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
         with transaction(conn, f"migration to schema {number}"):
