@@ -34,11 +34,11 @@ from central.db.tables import (
     event_gaps,
     events,
     incidents,
+    planned_visits,
     webhook_deliveries,
 )
 from central.ingest.alerts import write_audit
 from central.people.tables import households, service_users
-from central.reports.visits import visits_of_person
 from central.store import Store
 from homecall.clock import format_utc
 
@@ -111,8 +111,10 @@ def _erase(store: Store, service_user_id: str, who: str, reason: str,
             sa.select(households.c.gateway_id).join(
                 service_users, service_users.c.household_id == households.c.id)
             .where(service_users.c.id == service_user_id)).scalar_one()
-    visit_ids = sorted({v["id"] for v in visits_of_person(store, gateway_id,
-                                                          service_user_id)})
+    with store.db.read() as conn:  # every visit ever planned for them
+        visit_ids = sorted(conn.execute(sa.select(planned_visits.c.visit_id).where(
+            planned_visits.c.gateway_id == gateway_id,
+            planned_visits.c.service_user_id == service_user_id)).scalars())
     at = format_utc(now)
     removed: dict[str, int] = {}
     with store.db.write() as conn:

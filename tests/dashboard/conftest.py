@@ -34,6 +34,7 @@ from tests.support.serve import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
 #: 11:30 London on a March Monday: v-a's window (09:30-10:30) closed an hour ago.
 T0 = datetime(2026, 3, 2, 11, 30, tzinfo=UTC)
 
@@ -157,6 +158,18 @@ def page(chromium: Browser) -> Iterator[Page]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical WCAG 2 A/AA violations on the page (the vendored
+    script, so no network)."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("""async () => {
+        const r = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa']});
+        return r.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+            .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
+    }""")
+    return list(result)
 
 
 def log_in(page: Page, desk: Desk, username: str, password: str = PASSWORD) -> None:

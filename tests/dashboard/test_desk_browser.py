@@ -7,8 +7,6 @@ without their CSRF token are refused."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -16,19 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from central.views import list_alerts
 from homecall.wire import EventType, Severity
 from tests.conftest import wait_for
-from tests.dashboard.conftest import Desk, log_in, screenshot
-
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe.min.js"
-
-
-def _axe_violations(page: Page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("""async () => {
-        const r = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa']});
-        return r.violations.filter(v => ['serious', 'critical'].includes(v.impact))
-            .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
-    }""")
-    return list(result)
+from tests.dashboard.conftest import Desk, axe_violations, log_in, screenshot
 
 
 def test_wrong_password_is_refused_and_the_right_one_opens_the_board(
@@ -126,16 +112,16 @@ def test_the_board_fits_a_phone_and_200_percent_zoom_and_passes_axe(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{overflow}px of horizontal scrolling at {width}px"
         screenshot(page, f"board-{width}px")
-        assert _axe_violations(page) == []
+        assert axe_violations(page) == []
         page.locator("li.alert").first.get_by_role("link", name="Open").click()
         expect(page.get_by_role("heading", name="Who and where")).to_be_visible()
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{overflow}px of horizontal scrolling on the detail page"
-        assert _axe_violations(page) == []
+        assert axe_violations(page) == []
         page.goto(desk.url + "/today")
         screenshot(page, f"today-{width}px")
-        assert _axe_violations(page) == []
+        assert axe_violations(page) == []
         page.get_by_role("link", name=desk.a.address).click()
         expect(page.get_by_role("heading", name="People")).to_be_visible()
         expect(page.get_by_text(desk.a.person)).to_be_visible()
@@ -143,7 +129,7 @@ def test_the_board_fits_a_phone_and_200_percent_zoom_and_passes_axe(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{overflow}px of horizontal scrolling on the household page"
         screenshot(page, f"household-{width}px")
-        assert _axe_violations(page) == []
+        assert axe_violations(page) == []
     finally:
         context.close()
 

@@ -15,8 +15,7 @@ from central.alerts.lifecycle import Acknowledge
 from central.views import list_alerts
 from homecall.wire import EventType, Severity
 from tests.conftest import wait_for
-from tests.dashboard.conftest import T0, Desk, log_in, screenshot
-from tests.dashboard.test_desk_browser import _axe_violations
+from tests.dashboard.conftest import T0, Desk, axe_violations, log_in, screenshot
 
 PERIOD = "from=2026-03-01&to=2026-03-08"
 
@@ -42,7 +41,7 @@ def test_a_manager_reads_the_periods_reports_and_downloads_one(desk: Desk, page:
     expect(page.get_by_text("1 alerts; 1 to answer, 0 not yet answered")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile("shift: day"))).to_contain_text("100.0 %")
     screenshot(page, "reports")
-    assert _axe_violations(page) == []
+    assert axe_violations(page) == []
     link = page.get_by_role("link", name="Alert response as CSV")
     download = page.request.get(desk.url + str(link.get_attribute("href")))
     assert download.status == 200
