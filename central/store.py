@@ -58,8 +58,8 @@ from central.ingest.events import (
     EventStore,
     StoreError,
     StoreResult,
-    ensure_gateway,
 )
+from central.ingest.gateway_rows import ensure_gateway
 from central.people.tables import households
 from central.plans.history import record_planned_visits
 from homecall.clock import format_utc, parse_utc

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from central import CentralError
 from central.db.engine import Database
@@ -51,6 +49,8 @@ from central.ingest.alerts import (
     raise_alert,
     write_audit,
 )
+from central.ingest.gateway_rows import ensure_gateway, upsert
+from central.ingest.statuses import StatusOutcome, StatusRecord, record_statuses
 from homecall.clock import format_utc, parse_utc
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
 
@@ -72,33 +72,6 @@ class StoreResult:
     duplicates: int
     conflicts: int
     acks: dict[str, int]  # gateway_id -> highest contiguous seq now stored
-
-
-def upsert(conn: Connection, table: sa.Table) -> Any:
-    """``INSERT`` with the dialect's ``ON CONFLICT`` clauses (SQLite and PostgreSQL alike)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-def ensure_gateway(conn: Connection, gateway_id: str, *, lock: bool = False) -> Row[Any]:
-    """The gateway's row, created (with a fresh tag salt) on first sight.
-
-    ``lock`` takes the row for the rest of the transaction on PostgreSQL (``FOR UPDATE``), so
-    two writers to one gateway queue; SQLite's write transactions are serial already.
-    """
-    query = sa.select(gateways).where(gateways.c.id == gateway_id)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        conn.execute(
-            upsert(conn, gateways)
-            .values(id=gateway_id, tag_salt=secrets.token_hex(16))
-            .on_conflict_do_nothing(index_elements=[gateways.c.id])
-        )
-        row = conn.execute(query).one()
-    return row
 
 
 #: ``rejected_messages`` keeps this much of a payload (the size and sha256 of the whole go
@@ -456,27 +429,17 @@ class EventStore:
     # -- statuses, rejects, positions ------------------------------------------------------
     def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime,
                       *, caught_up: bool = False) -> list[int]:
-        """Store a gateway's ``status``. ``online`` ends an outage: its open
-        ``gateway_offline`` alerts auto-resolve (``gateway_back``, audited; their ids are
-        returned). ``offline`` (the last-will) starts one. ``caught_up``: the status said the
-        clock is good and nothing is queued."""
-        at = format_utc(now)
+        """Store one gateway ``status`` (see :meth:`record_statuses`); returns the ids of the
+        ``gateway_offline`` alerts it auto-resolved."""
+        outcome = self.record_statuses(
+            [StatusRecord(gateway_id, status_json, state, caught_up)], now)[gateway_id]
+        return outcome.resolved
+
+    def record_statuses(self, items: list[StatusRecord],
+                        now: datetime) -> dict[str, StatusOutcome]:
+        """Store a batch of statuses in one transaction (:mod:`central.ingest.statuses`)."""
         with self.db.write() as conn:
-            row = ensure_gateway(conn, gateway_id, lock=True)
-            values: dict[str, Any] = {"status": status_json, "state": state, "last_seen": at}
-            if state == "offline" and row.state != "offline":
-                values["offline_since"] = at
-            elif state == "online":
-                values["offline_since"] = None
-            if caught_up:
-                values["caught_up_at"] = at
-            conn.execute(sa.update(gateways).where(gateways.c.id == gateway_id).values(**values))
-            if state != "online":
-                return []
-            return auto_resolve(conn, [alerts.c.gateway_id == gateway_id,
-                                       alerts.c.type == "gateway_offline"],
-                                "gateway_back", f"gateway {gateway_id} online again at {at}",
-                                now)
+            return record_statuses(conn, items, now)
 
     def reject(self, topic: str, reason: str, payload: bytes, now: datetime) -> None:
         """Keep a message ingest refused, with the reason, for staff to look at."""

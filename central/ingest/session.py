@@ -1,8 +1,10 @@
 """Central's MQTT side: event ingest on a shared subscription, acks, plan and status topics.
 
-Central consumes ``$share/central/homecall/v1/gw/+/events`` so ingest scales by adding
-workers, and every gateway's retained ``status``. paho's callbacks only enqueue; one worker
-thread takes messages in batches, validates each (a bad payload is logged with its reason
+Central consumes ``$share/central/homecall/v1/gw/+/events`` and ``.../+/status`` so ingest
+scales by adding workers (a short non-shared subscription at each connect picks up retained
+statuses). paho's callbacks only enqueue; one worker
+thread takes messages in batches (a batch's statuses in one transaction, see
+:mod:`central.ingest.statuses`), validates each (a bad payload is logged with its reason
 and kept in ``rejected_messages``, never crashing ingest), stores the batch in one
 transaction, and only then acknowledges the MQTT deliveries (manual PUBACK) and publishes
 each touched gateway's ``ack`` (highest contiguous seq durably stored, plus the highest seq
@@ -27,6 +29,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
@@ -35,6 +38,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from central.ingest.events import Rejected, StoreResult
+from central.ingest.statuses import StatusRecord
 from central.settings import CentralSettings
 from central.store import Store
 from homecall.clock import Clock
@@ -43,6 +47,7 @@ from homecall.wire import (
     ALL_STATUS_SUBSCRIPTION,
     MAX_PLAN_MESSAGE_BYTES,
     SHARED_EVENTS_SUBSCRIPTION,
+    SHARED_STATUS_SUBSCRIPTION,
     TOPIC_ROOT,
     AckMessage,
     Channel,
@@ -95,7 +100,8 @@ class Ingest:
         self.duplicates = 0
         self.rejected = 0
         self.gap_seqs = 0
-        #: Called with the gateway id after each stored status (supervision wakes on it).
+        #: Called with the gateway id after a stored status changed what central knows of
+        #: its liveness (state or heartbeat interval): supervision wakes on it.
         self.status_listeners: list[Callable[[str], None]] = []
         self._client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -130,22 +136,27 @@ class Ingest:
         if isinstance(sock, socket.socket):  # acks go out at once, not behind Nagle
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Retain-as-published on the events subscription: a retained event (from a broker
-        # without HomeCall's policy) arrives flagged and is kept aside. Shared subscriptions
-        # get no retained messages on subscribe, so a short non-shared subscription sweeps
-        # those up once per connect (unsubscribed again when its SUBACK arrives).
+        # Events and statuses both come on shared subscriptions: with N ingest workers the
+        # broker deals each message to one of them. Retain-as-published on the events: a
+        # retained event (from a broker without HomeCall's policy) arrives flagged and is
+        # kept aside. Shared subscriptions get no retained messages on subscribe, so a short
+        # non-shared subscription sweeps up retained statuses (every gateway's last word) and
+        # events once per connect; it is unsubscribed again when its SUBACK arrives (the
+        # retained messages follow the SUBACK).
         flagged = SubscribeOptions(qos=1, retainAsPublished=True)
         client.subscribe([(SHARED_EVENTS_SUBSCRIPTION, flagged),
-                          (ALL_STATUS_SUBSCRIPTION, SubscribeOptions(qos=1))])
-        _, self._sweep_mid = client.subscribe(ALL_EVENTS_SWEEP, options=SubscribeOptions(qos=1))
+                          (SHARED_STATUS_SUBSCRIPTION, SubscribeOptions(qos=1))])
+        _, self._sweep_mid = client.subscribe([(ALL_EVENTS_SWEEP, SubscribeOptions(qos=1)),
+                                               (ALL_STATUS_SUBSCRIPTION,
+                                                SubscribeOptions(qos=1))])
         self._queue.put(_Republish())
         self.connected.set()
         log.info("central connected to broker")
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
                       props: Any) -> None:
-        if mid == self._sweep_mid:  # retained events (if any) follow the SUBACK: stop there
-            client.unsubscribe(ALL_EVENTS_SWEEP)
+        if mid == self._sweep_mid:  # retained messages follow the SUBACK: stop there
+            client.unsubscribe([ALL_EVENTS_SWEEP, ALL_STATUS_SUBSCRIPTION])
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
@@ -214,7 +225,10 @@ class Ingest:
 
     def publish_ack(self, gateway_id: str, seq: int | None = None) -> None:
         contiguous, highest = self.store.position(gateway_id)
-        ack = AckMessage(seq=contiguous if seq is None else seq, max_seq=highest)
+        self._send_ack(gateway_id, contiguous if seq is None else seq, highest)
+
+    def _send_ack(self, gateway_id: str, seq: int, highest: int) -> None:
+        ack = AckMessage(seq=seq, max_seq=highest)
         self._client.publish(topic(gateway_id, Channel.ACK), ack.to_bytes(), qos=1)
 
     def publish_command(self, gateway_id: str, command: CommandMessage) -> None:
@@ -258,11 +272,14 @@ class Ingest:
         events: list[tuple[str, EventEnvelope]] = []
         gaps: list[EventGap] = []
         rejects: list[Rejected] = []
+        statuses: list[tuple[StatusRecord, _Received]] = []
         for received in batch:
             try:
                 gateway_id, channel = parse_topic(received.topic)
                 if channel is Channel.STATUS:
-                    self._handle_status(gateway_id, received.payload)
+                    if received.payload:  # an empty one clears a retained status
+                        statuses.append((_status_record(gateway_id, received.payload),
+                                         received))
                     continue
                 if channel is not Channel.EVENTS:
                     raise WireError(f"central does not consume {channel.value!r}")
@@ -294,6 +311,7 @@ class Ingest:
                 events.append((gateway_id, event))
             except WireError as err:
                 rejects.append(Rejected(received.topic, str(err), received.payload))
+        came_online = self._store_statuses(statuses, now, rejects)
         touched: dict[str, int] = {}
         if gaps:
             gap_result, failed_gaps = self._store_isolated(
@@ -314,6 +332,11 @@ class Ingest:
         # batch full of poison does not hold up the good events beside it.
         for gateway_id, seq in touched.items():
             self.publish_ack(gateway_id, seq)
+        # An online status is answered with where central stands, so a (re)started gateway
+        # learns it before it publishes new seqs.
+        for gateway_id, (contiguous, highest) in came_online.items():
+            if gateway_id not in touched:
+                self._send_ack(gateway_id, contiguous, highest)
         if rejects:
             # One line per batch, not per message: a flood must not flood the log too.
             log.warning("rejected %d message(s), kept in rejected_messages; first on %s: %s",
@@ -360,20 +383,41 @@ class Ingest:
         log.warning("retained message on %s: clearing it", received.topic)
         self._client.publish(received.topic, b"", qos=1, retain=True)
 
-    def _handle_status(self, gateway_id: str, payload: bytes) -> None:
-        if not payload:
-            return  # retained status cleared
-        status = StatusMessage.from_bytes(payload)
-        if status.gateway_id != gateway_id:
-            raise WireError(f"status names {status.gateway_id!r} but came on "
-                            f"{gateway_id!r}'s topic")
-        self.store.record_status(gateway_id, status.model_dump_json(), status.state,
-                                 self.clock.now(),
-                                 caught_up=status.clock_ok is True and status.backlog == 0)
-        for listener in self.status_listeners:
-            listener(gateway_id)
-        if status.state == "online":
-            self.publish_ack(gateway_id)  # tells a (re)started gateway where central stands
+    def _store_statuses(self, statuses: list[tuple[StatusRecord, _Received]],
+                        now: datetime, rejects: list[Rejected]) -> dict[str, tuple[int, int]]:
+        """Store a batch's statuses in one transaction (one by one if that fails, setting
+        aside what storage refuses); wake the listeners for gateways whose liveness changed.
+        Returns the position of each gateway whose last status said ``online``."""
+        if not statuses:
+            return {}
+        records = [record for record, _ in statuses]
+        try:
+            outcomes = self.store.record_statuses(records, now)
+        except Exception as err:
+            log.warning("storing %d status(es) failed (%s); storing one by one",
+                        len(records), _storage_reason(err))
+            outcomes = {}
+            for record, received in statuses:
+                try:
+                    outcomes.update(self.store.record_statuses([record], now))
+                except Exception as one_err:
+                    rejects.append(Rejected(received.topic, _storage_reason(one_err),
+                                            received.payload))
+        for outcome in outcomes.values():
+            if outcome.changed:
+                for listener in self.status_listeners:
+                    listener(outcome.gateway_id)
+        return {gid: outcome.position for gid, outcome in outcomes.items()
+                if outcome.state == "online"}
+
+
+def _status_record(gateway_id: str, payload: bytes) -> StatusRecord:
+    status = StatusMessage.from_bytes(payload)
+    if status.gateway_id != gateway_id:
+        raise WireError(f"status names {status.gateway_id!r} but came on "
+                        f"{gateway_id!r}'s topic")
+    return StatusRecord(gateway_id, status.model_dump_json(), status.state,
+                        caught_up=status.clock_ok is True and status.backlog == 0)
 
 
 def probe_broker(host: str, port: int, timeout: float = 2.0) -> str | None:
