@@ -1,5 +1,8 @@
 """The central service: MQTT ingest, storage, the HTTP API and the monitoring dashboard."""
 
 
-class CentralError(Exception):
+from homecall import HomeCallError
+
+
+class CentralError(HomeCallError):
     """Root of every error central raises."""

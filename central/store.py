@@ -243,6 +243,12 @@ class Store(EventStore):
         with self.db.read() as conn:
             return list(conn.execute(sa.select(gateways_table).order_by(gateways_table.c.id)))
 
+    def supervision_row(self, gateway_id: str) -> Any:
+        """One gateway's row, as :meth:`supervision_rows` gives it."""
+        with self.db.read() as conn:
+            return conn.execute(sa.select(gateways_table)
+                                .where(gateways_table.c.id == gateway_id)).one()
+
     def plan_history(self, gateway_id: str) -> list[tuple[datetime, GatewayPlan]]:
         """Every plan version of the gateway with when it was stored, oldest first."""
         with self.db.read() as conn:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from central import CentralError
 from central.db.tables import alerts as alerts_table
 from central.db.tables import attendances, audit, event_conflicts, event_gaps, events
 from central.db.tables import gateways as gateways_table
@@ -153,7 +154,7 @@ _severity_rank: sa.ColumnElement[int] = sa.case(
     SEVERITY_RANK, value=alerts_table.c.severity, else_=0)
 
 
-class BadCursor(ValueError):
+class BadCursor(CentralError, ValueError):
     """A page cursor this server did not hand out."""
 
 

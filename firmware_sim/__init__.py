@@ -6,5 +6,8 @@ exactly as they would the hardware.
 """
 
 
-class SimulatorError(Exception):
+from homecall import HomeCallError
+
+
+class SimulatorError(HomeCallError):
     """Root of the simulator's errors."""

@@ -2,5 +2,8 @@
 outbox delivers. ``gateway.daemon`` wires them together."""
 
 
-class GatewayError(Exception):
+from homecall import HomeCallError
+
+
+class GatewayError(HomeCallError):
     """Root of every error the gateway raises."""

@@ -10,4 +10,12 @@ __version__ = "0.1.0"
 
 
 class HomeCallError(Exception):
-    """Root of the errors raised by the shared ``homecall`` package."""
+    """Root of every error the project raises.
+
+    Each package has its own root beneath it (``gateway.GatewayError``,
+    ``central.CentralError``, ``firmware_sim.SimulatorError``,
+    ``orchestration.OrchestrationError``); the shared seams here raise subclasses of it that
+    are also ``ValueError`` where the fault is a bad value. Each package translates errors from
+    the libraries it uses at its boundary (``raise ... from err``), so the command line can
+    report any of them as one line saying what was wrong.
+    """

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from homecall import signing
+from homecall import HomeCallError, signing
 
 TOKEN_RECORD_TYPE = b"homecall.uk:ct"  # NDEF TNF 4 (external), i.e. urn:nfc:ext:homecall.uk:ct
 TOKEN_VERSION = 1
@@ -26,7 +26,7 @@ SIGNATURE_CONTEXT = b"homecall/carer-token/v1\x00"
 SIGNATURE_LEN = 64
 
 
-class CarerTokenError(ValueError):
+class CarerTokenError(HomeCallError, ValueError):
     """A token that cannot be built or parsed."""
 
 

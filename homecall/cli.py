@@ -14,6 +14,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from homecall import HomeCallError
+
 # (group, command) -> module; group None means a top-level command.
 COMMANDS: dict[tuple[str | None, str], tuple[str, str]] = {
     ("central", "serve"): ("central.server", "run the central service (HTTP API + MQTT ingest)"),
@@ -124,16 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except Exception as err:
-        if type(err).__module__.split(".")[0] not in _PROJECT_PACKAGES:
-            raise
+    except HomeCallError as err:
         # A project error already says what was wrong (a path, a value): one line, no trace.
+        # Anything else is a bug and keeps its traceback.
         print(f"homecall: error: {err}", file=sys.stderr)
         return 2
-
-
-#: Packages whose own errors are reported as one line (the rest keep their traceback).
-_PROJECT_PACKAGES = frozenset({"homecall", "gateway", "central", "firmware_sim"})
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from homecall import HomeCallError
 
-class ClockError(ValueError):
+
+class ClockError(HomeCallError, ValueError):
     """A clock spec or value that cannot be understood."""
 
 

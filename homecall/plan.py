@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from homecall import signing
+from homecall import HomeCallError, signing
 from homecall.tags import TagError, canonical_tag, split_pseudonym, tag_digest
 from homecall.wire import WireError, validate_gateway_id
 
 
-class PlanError(ValueError):
+class PlanError(HomeCallError, ValueError):
     """A plan that cannot be accepted; the message says what is wrong."""
 
 

@@ -19,10 +19,12 @@ import hashlib
 import re
 import secrets
 
+from homecall import HomeCallError
+
 _TAG_RE = re.compile(r"(em4100):([0-9A-F]{10})|(nfc):((?:[0-9A-F]{2}){4,10})")
 
 
-class TagError(ValueError):
+class TagError(HomeCallError, ValueError):
     """A tag identifier that is not in canonical form."""
 
 

@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from homecall import HomeCallError
+
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "homecall/v1/gw"
 SHARED_EVENTS_SUBSCRIPTION = f"$share/central/{TOPIC_ROOT}/+/events"
@@ -77,7 +79,7 @@ PLAUSIBLE_AHEAD = timedelta(hours=1)
 PLAUSIBLE_BEHIND = timedelta(days=400)
 
 
-class WireError(ValueError):
+class WireError(HomeCallError, ValueError):
     """A message or identifier that does not follow the wire contract."""
 
 

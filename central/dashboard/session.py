@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 from fastapi import HTTPException, Request
 
+from central import CentralError
 from central.auth.deps import SESSION_COOKIE, get_accounts, get_people
 from central.auth.service import AuthUser
 
@@ -25,7 +26,7 @@ CSRF_FIELD = "csrf_token"
 DESK_ROLES = frozenset({"monitor", "coordinator", "manager", "admin"})
 
 
-class LoginRequired(Exception):
+class LoginRequired(CentralError):
     """No valid session: the page redirects to the login page."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from central import CentralError
 from central.db.engine import Database
 from central.db.tables import attendance_adjustments, attendances, audit
 from homecall.clock import format_utc
@@ -28,7 +29,7 @@ REASON_CODES: dict[str, str] = {
 }
 
 
-class AdjustmentError(ValueError):
+class AdjustmentError(CentralError, ValueError):
     """An adjustment refused (the message says why)."""
 
 

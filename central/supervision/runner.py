@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,8 @@ log = logging.getLogger("homecall.central.supervision")
 
 #: The longest the scheduler sleeps (real seconds) even with no deadline in sight.
 MAX_SLEEP_S = 30.0
+#: A run slower than this is logged: offline detection is late by as much.
+SLOW_RUN_S = 2.0
 _JOB = "supervise"
 
 
@@ -161,9 +164,11 @@ class Supervisor:
         """Check every gateway now; returns the next deadline (scenario time) or None."""
         with self._lock:
             self.runs += 1
+            started = time.monotonic()
             now = self.clock.now()
             upcoming: list[datetime] = []
-            for row in self.store.supervision_rows():
+            rows = self.store.supervision_rows()
+            for row in rows:
                 try:
                     upcoming += self._gateway(row, now)
                 except Exception:
@@ -182,6 +187,9 @@ class Supervisor:
                 next_delivery = None
             if next_delivery is not None:
                 upcoming.append(next_delivery)
+            took = time.monotonic() - started
+            if took > SLOW_RUN_S:
+                log.warning("supervision run over %d gateways took %.1f s", len(rows), took)
             return min(upcoming, default=None)
 
     def _escalate(self) -> list[datetime]:
@@ -222,8 +230,7 @@ class Supervisor:
         if deadline is not None and now >= deadline:
             self.store.mark_offline(gateway_id, deadline)
             log.info("gateway %s offline: no heartbeat since %s", gateway_id, live.last_seen)
-            live = liveness_of(next(r for r in self.store.supervision_rows()
-                                    if r.id == gateway_id), self.speed)
+            live = liveness_of(self.store.supervision_row(gateway_id), self.speed)
         elif deadline is not None:
             upcoming.append(deadline)
         if live.state == "offline" and live.offline_since is not None and not \

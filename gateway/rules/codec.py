@@ -13,12 +13,13 @@ import json
 from datetime import datetime
 from typing import Any
 
+from gateway import GatewayError
 from gateway.rules.inputs import ClockStatus, EngineInput
 from homecall.clock import format_utc, parse_utc
 from homecall.observations import ButtonPress, ContactChange, TagRead
 
 
-class InputCodecError(ValueError):
+class InputCodecError(GatewayError, ValueError):
     """A journalled engine input that cannot be read back."""
 
 
