@@ -1,9 +1,11 @@
 """HomeCall: electronic call monitoring for home care.
 
 This package holds the seams shared by every part of the product: the clock, the wire
-schema, plans and tags, device observations, the scenario format, the demo orchestrator and
-the ``homecall`` command line. The gateway daemon is in ``gateway``, the central service in
-``central``, the byte-level device simulator in ``firmware_sim``.
+schema, plans and tags, carer tokens and signing, device observations and the scenario
+format, plus the ``homecall`` command's dispatcher (which imports a command's module by name
+only when that command runs). It imports none of the other packages. The gateway daemon is
+in ``gateway``, the central service in ``central``, the byte-level device simulator in
+``firmware_sim``, and the demo, the process stack and the benchmarks in ``orchestration``.
 """
 
 __version__ = "0.1.0"

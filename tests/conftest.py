@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from homecall.broker import MosquittoBroker
+from orchestration.broker import MosquittoBroker
 from tests.support.postgres import PostgresUnavailable, PrivatePostgres
 
 T = TypeVar("T")

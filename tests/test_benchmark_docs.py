@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from homecall.benchmarks import write_section
+from orchestration.benchmarks import write_section
 
 
 def test_section_replaced_others_kept(tmp_path: Path) -> None:

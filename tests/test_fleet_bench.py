@@ -10,8 +10,8 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
-from homecall.benchmarks import fleet
 from homecall.wire import GENESIS_HASH, EventEnvelope
+from orchestration.benchmarks import fleet
 
 
 def test_generated_events_form_a_hash_chain_central_verifies() -> None:

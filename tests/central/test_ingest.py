@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from central.app import create_app
 from central.settings import CentralSettings
 from gateway.delivery.journal import Journal, NewEvent
-from homecall.broker import CENTRAL_USER, MosquittoBroker
 from homecall.clock import ManualClock
 from homecall.wire import (
     AckMessage,
@@ -27,6 +26,7 @@ from homecall.wire import (
     gateway_client_id,
     topic,
 )
+from orchestration.broker import CENTRAL_USER, MosquittoBroker
 from tests.conftest import wait_for
 from tests.support.auth import log_in_admin
 

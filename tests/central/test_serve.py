@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from central.app import create_app
 from central.settings import CentralSettings
-from homecall.broker import CENTRAL_USER, MosquittoBroker, free_port
+from orchestration.broker import CENTRAL_USER, MosquittoBroker, free_port
 from tests.conftest import wait_for
 
 

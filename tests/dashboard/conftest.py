@@ -23,10 +23,10 @@ from central.people.repository import People
 from central.settings import CentralSettings
 from central.store import Store
 from gateway.delivery.journal import Journal, NewEvent
-from homecall.broker import CENTRAL_USER, MosquittoBroker
 from homecall.clock import ManualClock
 from homecall.plan import PlanDocument
 from homecall.wire import EventEnvelope, EventType, Severity
+from orchestration.broker import CENTRAL_USER, MosquittoBroker
 from tests.central.test_ingest import GatewayClient
 from tests.conftest import wait_for
 from tests.support.auth import PASSWORD, create_user

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from homecall.demo import play
 from homecall.scenario import load_scenario
+from orchestration.demo import play
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ import pytest
 
 from firmware_sim.hub import SimulatedHub
 from homecall.clock import ScaledClock
-from homecall.stack import Stack
+from orchestration.stack import Stack
 from tests.conftest import wait_for
 
 GW = "gw-command-1"

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from central.db.engine import Database
 from central.db.tables import events, gateways
-from homecall.broker import CENTRAL_USER, MosquittoBroker
+from orchestration.broker import CENTRAL_USER, MosquittoBroker
 from tests.central.test_ingest import GatewayClient, journal_events
 from tests.conftest import wait_for
 from tests.support.postgres import PrivatePostgres

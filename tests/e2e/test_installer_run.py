@@ -26,8 +26,8 @@ from central.provisioning.ca import CertificateAuthority
 from central.settings import CentralSettings
 from firmware_sim.em4100 import SimulatedRfidReader
 from firmware_sim.hub import SimulatedHub
-from homecall.broker import CENTRAL_USER, MosquittoBroker, TlsListener, free_port
 from homecall.clock import SystemClock
+from orchestration.broker import CENTRAL_USER, MosquittoBroker, TlsListener, free_port
 from tests.conftest import wait_for
 from tests.support.auth import bearer, create_user
 from tests.support.serve import serving

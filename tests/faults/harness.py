@@ -1,7 +1,7 @@
 """The fault rig: a real Mosquitto, central, relay and gateway process, and a simulated home
 (RFID reader and sensor hub on ptys, driven from the test) on one scaled clock.
 
-:class:`FaultRig` wraps :class:`homecall.stack.Stack` and adds what every fault case needs:
+:class:`FaultRig` wraps :class:`orchestration.stack.Stack` and adds what every fault case needs:
 a load generator (battery readings = low-value telemetry, unknown-tag taps = alerts, door
 changes), the gateway journal's head read straight from its SQLite file, central's events
 read straight from central's database (SQLite or PostgreSQL, through central's own
@@ -31,8 +31,8 @@ from firmware_sim.em4100 import SimulatedRfidReader
 from firmware_sim.hub import SimulatedHub
 from homecall.clock import ScaledClock
 from homecall.plan import DocumentCarer, PlanDocument, Visit
-from homecall.stack import Stack
 from homecall.wire import is_alert
+from orchestration.stack import Stack
 from tests.conftest import wait_for
 
 CARER_TAG = "em4100:0F00A1B2C3"

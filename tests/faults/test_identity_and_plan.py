@@ -12,10 +12,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from homecall.broker import CENTRAL_USER
 from homecall.carer_token import generate_signing_key
 from homecall.plan import PlanDocument, sign_plan
 from homecall.wire import Channel, topic
+from orchestration.broker import CENTRAL_USER
 from tests.conftest import wait_for
 from tests.faults.harness import FaultRig, unknown_tag
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from homecall.broker import CENTRAL_USER
 from homecall.plan import GatewayPlan
 from homecall.wire import Channel, topic
+from orchestration.broker import CENTRAL_USER
 from tests.conftest import wait_for
 from tests.faults.harness import FaultRig
 

@@ -20,10 +20,10 @@ from firmware_sim.em4100 import SimulatedRfidReader
 from firmware_sim.hub import SimulatedHub
 from gateway.daemon import GatewayConfig, GatewayDaemon
 from gateway.delivery.outbox import BrokerSettings
-from homecall.broker import CENTRAL_USER, MosquittoBroker
 from homecall.clock import ManualClock
 from homecall.plan import DocumentCarer, PlanDocument, Visit
 from homecall.wire import Channel, topic
+from orchestration.broker import CENTRAL_USER, MosquittoBroker
 from tests.conftest import wait_for
 
 GW = "gw-fault-1"

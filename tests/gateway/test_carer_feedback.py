@@ -19,7 +19,7 @@ from firmware_sim.em4100 import SimulatedRfidReader
 from firmware_sim.hub import SimulatedHub
 from homecall.clock import ScaledClock
 from homecall.plan import DocumentCarer, PlanDocument, Visit
-from homecall.stack import Stack
+from orchestration.stack import Stack
 from tests.conftest import wait_for
 
 GW = "gw-feedback-1"

@@ -15,7 +15,7 @@ from gateway.rules.inputs import ClockStatus
 from homecall.clock import ScaledClock
 from homecall.observations import ButtonPress, ContactChange, TagRead
 from homecall.plan import DocumentCarer, PlanDocument, Visit
-from homecall.stack import Stack
+from orchestration.stack import Stack
 from tests.conftest import wait_for
 
 GW = "gw-engine-1"

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from homecall.broker import free_port
 from homecall.cli import main
+from orchestration.broker import free_port
 from tests.conftest import wait_for
 
 

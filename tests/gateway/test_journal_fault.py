@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from gateway.daemon import Tick
-from homecall.broker import MosquittoBroker
 from homecall.plan import Visit
 from homecall.wire import AckMessage, Channel
+from orchestration.broker import MosquittoBroker
 from tests.conftest import wait_for
 from tests.gateway.home import CARER_TAG, START, Home, plan_document, running_home, stranger
 

@@ -17,9 +17,9 @@ import pytest
 
 from gateway.delivery.journal import Journal, NewEvent
 from gateway.delivery.outbox import BrokerSettings, Outbox
-from homecall.broker import CENTRAL_USER, MosquittoBroker
 from homecall.clock import ManualClock
 from homecall.wire import ALERT_SEVERITY, AckMessage, Channel, EventType, topic
+from orchestration.broker import CENTRAL_USER, MosquittoBroker
 from tests.conftest import wait_for
 
 GW = "gw-outbox-1"

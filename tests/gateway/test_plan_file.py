@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from firmware_sim.em4100 import SimulatedRfidReader
 from homecall.clock import ScaledClock
 from homecall.plan import DocumentCarer, PlanDocument, Visit
-from homecall.stack import Stack
+from orchestration.stack import Stack
 from tests.conftest import wait_for
 
 GW = "gw-planfile-1"

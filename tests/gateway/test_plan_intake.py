@@ -14,7 +14,6 @@ import pytest
 
 from gateway.daemon import Heartbeat
 from gateway.plan_intake import parse_plan
-from homecall.broker import MosquittoBroker
 from homecall.plan import (
     MAX_PLAN_VISITS,
     PlanDocument,
@@ -23,6 +22,7 @@ from homecall.plan import (
     check_plan_document,
 )
 from homecall.wire import Channel, StatusMessage, topic
+from orchestration.broker import MosquittoBroker
 from tests.conftest import wait_for
 from tests.gateway.home import GW, START, Home, plan_document, running_home
 

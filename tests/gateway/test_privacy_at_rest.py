@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from homecall.broker import MosquittoBroker
 from homecall.tags import canonical_tag
+from orchestration.broker import MosquittoBroker
 from tests.conftest import wait_for
 from tests.gateway.home import CARER_TAG, running_home, stranger
 

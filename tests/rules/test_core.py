@@ -77,7 +77,7 @@ def test_engine_imports_no_gateway_io() -> None:
     import sys
 
     code = (
-        "import sys, gateway.rules, gateway.rules.bench\n"
+        "import sys, gateway.rules, orchestration.benchmarks.rules\n"
         "bad = [m for m in ('serial', 'paho', 'sqlite3', 'sqlite_utils', 'asyncio',"
         " 'apscheduler', 'nfc') if m in sys.modules]\n"
         "print(','.join(bad))\n"

@@ -15,7 +15,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from homecall.broker import CENTRAL_USER, MosquittoBroker
 from homecall.wire import (
     GENESIS_HASH,
     Channel,
@@ -25,6 +24,7 @@ from homecall.wire import (
     gateway_client_id,
     topic,
 )
+from orchestration.broker import CENTRAL_USER, MosquittoBroker
 from tests.conftest import wait_for
 
 GRANTED_QOS1 = 0x01

@@ -16,13 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from homecall.broker import (
-    CENTRAL_USER,
-    GATEWAY_PUBLISH_BURST,
-    GATEWAY_PUBLISH_RATE_PER_S,
-    MAX_PACKET_BYTES,
-    MosquittoBroker,
-)
 from homecall.wire import (
     ALL_STATUS_SUBSCRIPTION,
     MAX_GATEWAY_MESSAGE_BYTES,
@@ -32,6 +25,13 @@ from homecall.wire import (
     Channel,
     StatusMessage,
     topic,
+)
+from orchestration.broker import (
+    CENTRAL_USER,
+    GATEWAY_PUBLISH_BURST,
+    GATEWAY_PUBLISH_RATE_PER_S,
+    MAX_PACKET_BYTES,
+    MosquittoBroker,
 )
 from tests.conftest import wait_for
 from tests.security.probe import (

@@ -31,9 +31,9 @@ from central.people.repository import People
 from central.provisioning.ca import CertificateAuthority
 from central.settings import CentralSettings
 from gateway.provision import ProvisionError, provision
-from homecall.broker import MosquittoBroker, TlsListener, free_port
 from homecall.clock import ManualClock
 from homecall.wire import Channel, topic
+from orchestration.broker import MosquittoBroker, TlsListener, free_port
 from tests.conftest import wait_for
 from tests.support.auth import bearer, create_user
 from tests.support.serve import serving

@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 
 from central.app import create_app
 from central.settings import CentralSettings
-from homecall.broker import CENTRAL_USER, MosquittoBroker
 from homecall.clock import ManualClock
 from homecall.wire import (
     GENESIS_HASH,
@@ -35,6 +34,7 @@ from homecall.wire import (
     chain_hash,
     topic,
 )
+from orchestration.broker import CENTRAL_USER, MosquittoBroker
 from tests.conftest import wait_for
 from tests.security.probe import SUCCESS, Probe, event_payloads
 from tests.support.auth import log_in_admin

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
+from orchestration.benchmarks import DOCS, write_section
 
 SECTION = "## central escalation and webhooks"
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
+from orchestration.benchmarks import DOCS, write_section
 
 SECTION = "## desk: alert stored -> on screen"
 OBSERVER = """() => {

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import write_section
+from orchestration.benchmarks import write_section
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -65,11 +65,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import TypeAdapter
 
-from homecall import HomeCallError
-from homecall.benchmarks import DOCS, write_section
 from homecall.wire import (
     ALERT_SEVERITY,
-        GENESIS_HASH,
+    GENESIS_HASH,
     Channel,
     EventEnvelope,
     EventType,
@@ -77,6 +75,8 @@ from homecall.wire import (
     chain_hash,
     topic,
 )
+from orchestration import OrchestrationError
+from orchestration.benchmarks import DOCS, write_section
 
 KEEPALIVE_S = 30  # the real gateway's default keep-alive
 SESSION_EXPIRY_S = 7 * 24 * 3600  # as the real gateway asks for
@@ -96,7 +96,7 @@ EVENT_MIX: tuple[tuple[EventType, int], ...] = (
 _TIME = TypeAdapter(datetime)
 
 
-class FleetError(HomeCallError):
+class FleetError(OrchestrationError):
     """The fleet bench could not set up or run."""
 
 
@@ -892,7 +892,7 @@ async def _drive(fleet: Fleet, sampler: Sampler) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from homecall.stack import Stack
+    from orchestration.stack import Stack
 
     if args.gateways < 1:
         raise FleetError("--gateways must be at least 1")

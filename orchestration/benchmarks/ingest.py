@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
+from orchestration.benchmarks import DOCS, write_section
 
 SECTION = "## central ingest"
 
@@ -167,8 +167,8 @@ def measure(database_url: str, workdir: Path, payloads: dict[str, list[bytes]],
     from central.ingest.session import Ingest
     from central.settings import CentralSettings
     from central.store import Store
-    from homecall.broker import CENTRAL_USER, MosquittoBroker
     from homecall.clock import SystemClock
+    from orchestration.broker import CENTRAL_USER, MosquittoBroker
 
     gateway_ids = list(payloads)
     per_gateway = len(payloads[gateway_ids[0]])

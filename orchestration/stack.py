@@ -34,19 +34,19 @@ from typing import Any
 
 import httpx
 
-from homecall import HomeCallError
-from homecall.broker import (
+from homecall.clock import clock_from_spec
+from homecall.plan import PlanDocument
+from orchestration import OrchestrationError
+from orchestration.broker import (
     CENTRAL_USER,
     GATEWAY_PUBLISH_RATE_PER_S,
     MosquittoBroker,
     free_port,
 )
-from homecall.clock import clock_from_spec
-from homecall.netem import TcpRelay
-from homecall.plan import PlanDocument
+from orchestration.netem import TcpRelay
 
 
-class StackError(HomeCallError):
+class StackError(OrchestrationError):
     """A part of the stack would not start or answer."""
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import write_section
+from orchestration.benchmarks import write_section
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

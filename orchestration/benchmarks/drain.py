@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
+from orchestration.benchmarks import DOCS, write_section
 
 SECTION = "## broker outage: drain time"
 
@@ -42,11 +42,11 @@ def _measure(waiting_max: float, outages: list[float], events: int, repeat: int,
     from datetime import UTC, datetime
 
     from firmware_sim.em4100 import SimulatedRfidReader, encode_frame
-    from homecall.benchmarks.latency import _household_salt, _Listener
     from homecall.clock import ScaledClock
     from homecall.plan import DocumentCarer, PlanDocument
-    from homecall.stack import Stack
     from homecall.tags import redact
+    from orchestration.benchmarks.latency import _household_salt, _Listener
+    from orchestration.stack import Stack
 
     gateway_id = "gw-bench-drain"
     work = Path(tempfile.mkdtemp(prefix="homecall-drain-"))

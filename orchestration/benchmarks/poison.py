@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
-from homecall.broker import GATEWAY_PUBLISH_BURST, GATEWAY_PUBLISH_RATE_PER_S
+from orchestration.benchmarks import DOCS, write_section
+from orchestration.broker import GATEWAY_PUBLISH_BURST, GATEWAY_PUBLISH_RATE_PER_S
 
 SECTION = "## poison flood (ingest isolation)"
 GOOD = "gw-good"
@@ -159,9 +159,9 @@ def measure(workdir: Path, poison: int, interval_s: float, baseline_s: float) ->
     from central.ingest.session import Ingest
     from central.settings import CentralSettings
     from central.store import Store
-    from homecall.broker import CENTRAL_USER, MosquittoBroker
     from homecall.clock import SystemClock
     from homecall.wire import Channel, gateway_client_id, topic
+    from orchestration.broker import CENTRAL_USER, MosquittoBroker
 
     payloads = _poison_payloads(poison)
     with ExitStack() as stack:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
+from orchestration.benchmarks import DOCS, write_section
 
 SECTION = "## delivery"
 
@@ -122,7 +122,7 @@ def _write_journal(path: Path, gateway_id: str, events: list[Any], batch: int) -
 
 def _replay(workdir: Path, gateway_id: str, events: list[Any], batch: int) -> dict[str, Any]:
     """Journal ``events`` offline, then start the gateway on it; time the drain."""
-    from homecall.stack import Stack
+    from orchestration.stack import Stack
 
     stack = Stack(workdir / gateway_id, "system", heartbeat_s=0.5)
     try:
@@ -160,7 +160,7 @@ def _replay(workdir: Path, gateway_id: str, events: list[Any], batch: int) -> di
 def _steady(workdir: Path, rate: float, seconds: float) -> dict[str, Any]:
     """Battery readings from the simulated hub at ``rate``/s: disk bytes written per event."""
     from firmware_sim.hub import SimulatedHub
-    from homecall.stack import Stack
+    from orchestration.stack import Stack
 
     stack = Stack(workdir / "steady", "system", heartbeat_s=1.0)
     hub = SimulatedHub(str(workdir / "steady-dev" / "hub"), heartbeat_s=1.0)

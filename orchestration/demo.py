@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, scenario: Any, workdir: Path) -> int:
-    from homecall.stack import StackError
+    from orchestration.stack import StackError
 
     # Stopped by a signal (a terminal closed, `timeout`, systemd): stop everything we started,
     # exactly as Ctrl-C does, rather than leaving broker, central and gateway running.
@@ -117,7 +117,7 @@ def play(scenario: Any, speed: float, workdir: Path, *, http_port: int | None = 
     from firmware_sim.player import ScenarioPlayer, devices_needed
     from homecall.clock import ScaledClock
     from homecall.scenario import INFRA_ACTIONS, Step
-    from homecall.stack import Stack, StackError
+    from orchestration.stack import Stack, StackError
 
     clock = ScaledClock(scenario.start, speed, anchor=time.time() + STARTUP_LEAD_S,
                         real_after=scenario.end if real_speed_after_end else None)

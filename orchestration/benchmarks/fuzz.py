@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
+from orchestration.benchmarks import DOCS, write_section
 
 SECTION = "## parser fuzzing"
 _TAG_RE = re.compile(r"em4100:[0-9A-F]{10}")

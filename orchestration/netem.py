@@ -11,10 +11,10 @@ import contextlib
 import socket
 import threading
 
-from homecall import HomeCallError
+from orchestration import OrchestrationError
 
 
-class RelayError(HomeCallError):
+class RelayError(OrchestrationError):
     """The relay could not be set up."""
 
 

@@ -24,8 +24,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
-from homecall.benchmarks.ingest import _make_events, publish_and_time
+from orchestration.benchmarks import DOCS, write_section
+from orchestration.benchmarks.ingest import _make_events, publish_and_time
 
 SECTION = "## central ingest: N worker processes"
 
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _start_workers(url: str, broker: Any, count: int, stack: ExitStack) -> None:
-    from homecall.broker import CENTRAL_USER
+    from orchestration.broker import CENTRAL_USER
 
     secret = broker.credentials_file(CENTRAL_USER)
     for i in range(count):
@@ -72,7 +72,7 @@ def measure(url: str, workdir: Path, payloads: dict[str, list[bytes]],
             workers: int) -> dict[str, Any]:
     from central.db.engine import Database
     from central.db.migrate import upgrade
-    from homecall.broker import MosquittoBroker
+    from orchestration.broker import MosquittoBroker
 
     per_gateway = len(next(iter(payloads.values())))
     with ExitStack() as stack:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from homecall.benchmarks import DOCS, write_section
+from orchestration.benchmarks import DOCS, write_section
 
 SECTION = "## gateway latency and loss"
 
@@ -72,8 +72,8 @@ class _Listener:
     def __init__(self, broker: Any, gateway_id: str) -> None:
         import paho.mqtt.client as mqtt
 
-        from homecall.broker import CENTRAL_USER
         from homecall.wire import Channel, topic
+        from orchestration.broker import CENTRAL_USER
 
         self.event_times: dict[str, float] = {}  # redacted tag -> first arrival
         self.event_counts: dict[str, int] = {}
@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
     from firmware_sim.em4100 import REPEAT_INTERVAL_S, SimulatedRfidReader, encode_frame
     from homecall.clock import ScaledClock
     from homecall.plan import DocumentCarer, PlanDocument, Visit
-    from homecall.stack import Stack
     from homecall.tags import redact
+    from orchestration.stack import Stack
 
     gateway_id = "gw-bench-1"
     work = Path(tempfile.mkdtemp(prefix="homecall-bench-"))

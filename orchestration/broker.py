@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from homecall import HomeCallError
 from homecall.wire import (
     GATEWAY_CLIENT_ID_PREFIX,
     MAX_GATEWAY_MESSAGE_BYTES,
@@ -32,6 +31,7 @@ from homecall.wire import (
     TOPIC_ROOT,
     validate_gateway_id,
 )
+from orchestration import OrchestrationError
 
 CENTRAL_USER = "central"
 #: Central's broker identities: the only usernames not bound to one gateway's topics. A
@@ -60,7 +60,7 @@ GATEWAY_PUBLISH_BURST = 500
 _PLUGIN_SOURCE = Path(__file__).with_name("broker_policy.c")
 
 
-class BrokerError(HomeCallError):
+class BrokerError(OrchestrationError):
     """Mosquitto is missing or would not start."""
 
 
