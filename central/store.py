@@ -412,6 +412,20 @@ class Store(EventStore):
                 alerts.c.gateway_id == gateway_id, alerts.c.type == alert_type,
                 alerts.c.raised_at >= format_utc(since)).limit(1)).first() is not None
 
+    def latest_alert_times(self, alert_type: str) -> dict[str, datetime]:
+        """When each gateway's latest alert of ``alert_type`` was raised (one query for all:
+        supervision asks this of every offline gateway on every run)."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(alerts.c.gateway_id, sa.func.max(alerts.c.raised_at))
+                                .where(alerts.c.type == alert_type)
+                                .group_by(alerts.c.gateway_id)).all()
+        return {str(gateway_id): parse_utc(raised) for gateway_id, raised in rows if raised}
+
+    def gateways_with_plans(self) -> set[str]:
+        """The gateways that have ever had a plan (only those have visits to cover)."""
+        with self.db.read() as conn:
+            return set(conn.execute(sa.select(plans.c.gateway_id).distinct()).scalars())
+
     # -- audit and what ingest kept aside --------------------------------------------------
     def audit(self, now: datetime, who: str, action: str, target: str,
               detail: dict[str, Any]) -> None:

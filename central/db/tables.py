@@ -128,6 +128,7 @@ alerts = sa.Table(
     sa.UniqueConstraint("gateway_id", "event_seq"),
     sa.Index("alerts_dedupe", "gateway_id", "dedupe_key"),
     sa.Index("alerts_status", "status", "severity"),
+    sa.Index("alerts_by_type", "type", "gateway_id", "raised_at"),
     sqlite_autoincrement=True,
 )
 

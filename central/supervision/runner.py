@@ -98,6 +98,9 @@ class Supervisor:
         self._schedule_lock = threading.Lock()
         self._stopping = False
         self.runs = 0
+        # Read once per run (see run_once), for every gateway at once.
+        self._offline_alerted: dict[str, datetime] = {}
+        self._planned: set[str] = set()
         self.policy = policy or EscalationPolicy()
         self.webhooks = WebhookSender(store, clock)
         #: clock seconds per real second (heartbeats are real-time intervals)
@@ -168,6 +171,10 @@ class Supervisor:
             now = self.clock.now()
             upcoming: list[datetime] = []
             rows = self.store.supervision_rows()
+            # Two queries for the whole fleet instead of two per offline gateway: a regional
+            # outage takes thousands offline at once.
+            self._offline_alerted = self.store.latest_alert_times("gateway_offline")
+            self._planned = self.store.gateways_with_plans()
             for row in rows:
                 try:
                     upcoming += self._gateway(row, now)
@@ -225,7 +232,7 @@ class Supervisor:
             # wakes this run), so its plans and events are not read. At 10,000 gateways this
             # is what keeps a run to one query.
             return [deadline]
-        history = self.store.plan_history(gateway_id)
+        history = self.store.plan_history(gateway_id) if gateway_id in self._planned else []
         plan = history[-1][1] if history else None
         if deadline is not None and now >= deadline:
             self.store.mark_offline(gateway_id, deadline)
@@ -233,8 +240,9 @@ class Supervisor:
             live = liveness_of(self.store.supervision_row(gateway_id), self.speed)
         elif deadline is not None:
             upcoming.append(deadline)
-        if live.state == "offline" and live.offline_since is not None and not \
-                self.store.has_alert_since(gateway_id, "gateway_offline", live.offline_since):
+        last_alerted = self._offline_alerted.get(gateway_id)
+        if live.state == "offline" and live.offline_since is not None and (
+                last_alerted is None or last_alerted < live.offline_since):
             severity = offline_severity(plan, now)
             self.store.raise_by_central(Raise(
                 side="central", gateway_id=gateway_id, type="gateway_offline",
