@@ -60,6 +60,7 @@ from central.ingest.events import (
     StoreResult,
 )
 from central.ingest.gateway_rows import ensure_gateway
+from central.ingest.statuses import sortable_utc
 from central.people.tables import households
 from central.plans.history import record_planned_visits
 from homecall.clock import format_utc, parse_utc
@@ -238,10 +239,28 @@ class Store(EventStore):
         return after
 
     # -- supervision: what the runner reads and records --------------------------------
-    def supervision_rows(self) -> list[Any]:
-        """Every gateway's row (state, last status, offline_since, caught_up_at)."""
+    def supervision_rows(self, due_at: datetime | None = None) -> list[Any]:
+        """Gateways' rows (state, last status, offline_since, caught_up_at). With ``due_at``,
+        only those supervision must look at then: not online, clock not known good, or past
+        (or without) their offline deadline; the rest are online and on time, and raise their
+        own alerts."""
+        query = sa.select(gateways_table).order_by(gateways_table.c.id)
+        if due_at is not None:
+            column = gateways_table.c
+            query = query.where(sa.or_(
+                column.state != "online", column.offline_deadline.is_(None),
+                column.offline_deadline <= sortable_utc(due_at),
+                column.clock_ok.is_(None), column.clock_ok.is_(False)))
         with self.db.read() as conn:
-            return list(conn.execute(sa.select(gateways_table).order_by(gateways_table.c.id)))
+            return list(conn.execute(query))
+
+    def next_offline_deadline(self, after: datetime) -> datetime | None:
+        """The earliest offline deadline of an online gateway after ``after``."""
+        with self.db.read() as conn:
+            value = conn.execute(sa.select(sa.func.min(gateways_table.c.offline_deadline)).where(
+                gateways_table.c.state == "online",
+                gateways_table.c.offline_deadline > sortable_utc(after))).scalar()
+        return parse_utc(value) if value else None
 
     def supervision_row(self, gateway_id: str) -> Any:
         """One gateway's row, as :meth:`supervision_rows` gives it."""

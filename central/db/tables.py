@@ -49,6 +49,12 @@ gateways = sa.Table(
     # "clock good, nothing queued" (every alert it raised before then has reached central)
     sa.Column("offline_since", sa.Text),
     sa.Column("caught_up_at", sa.Text),
+    # when an online gateway counts as offline if nothing more is heard (three heartbeats
+    # after its last status; fixed-width UTC text, so it sorts) and whether its last status
+    # said its clock is good: supervision reads only the gateways that are due or need backup
+    sa.Column("offline_deadline", sa.Text),
+    sa.Column("clock_ok", sa.Boolean),
+    sa.Index("gateways_due", "state", "offline_deadline"),
 )
 
 plans = sa.Table(

@@ -428,18 +428,19 @@ class EventStore:
 
     # -- statuses, rejects, positions ------------------------------------------------------
     def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime,
-                      *, caught_up: bool = False) -> list[int]:
+                      *, caught_up: bool = False, speed: float = 1.0) -> list[int]:
         """Store one gateway ``status`` (see :meth:`record_statuses`); returns the ids of the
         ``gateway_offline`` alerts it auto-resolved."""
-        outcome = self.record_statuses(
-            [StatusRecord(gateway_id, status_json, state, caught_up)], now)[gateway_id]
-        return outcome.resolved
+        body = json.loads(status_json) if status_json else {}
+        record = StatusRecord(gateway_id, status_json, state, caught_up,
+                              clock_ok=body.get("clock_ok"), heartbeat_s=body.get("heartbeat_s"))
+        return self.record_statuses([record], now, speed)[gateway_id].resolved
 
-    def record_statuses(self, items: list[StatusRecord],
-                        now: datetime) -> dict[str, StatusOutcome]:
+    def record_statuses(self, items: list[StatusRecord], now: datetime,
+                        speed: float = 1.0) -> dict[str, StatusOutcome]:
         """Store a batch of statuses in one transaction (:mod:`central.ingest.statuses`)."""
         with self.db.write() as conn:
-            return record_statuses(conn, items, now)
+            return record_statuses(conn, items, now, speed)
 
     def reject(self, topic: str, reason: str, payload: bytes, now: datetime) -> None:
         """Keep a message ingest refused, with the reason, for staff to look at."""

@@ -88,6 +88,8 @@ class Ingest:
         self.settings = settings
         self.store = store
         self.clock = clock
+        #: clock seconds per real second (a scaled clock's speed): heartbeats are real time
+        self._speed = float(getattr(clock, "speed", 1.0))
         self._queue: queue.SimpleQueue[_Received | _Republish | None] = queue.SimpleQueue()
         key_path = getattr(settings, "signing_key_path", None)
         self._signing_key = read_key_file(key_path) if key_path else None
@@ -392,14 +394,14 @@ class Ingest:
             return {}
         records = [record for record, _ in statuses]
         try:
-            outcomes = self.store.record_statuses(records, now)
+            outcomes = self.store.record_statuses(records, now, self._speed)
         except Exception as err:
             log.warning("storing %d status(es) failed (%s); storing one by one",
                         len(records), _storage_reason(err))
             outcomes = {}
             for record, received in statuses:
                 try:
-                    outcomes.update(self.store.record_statuses([record], now))
+                    outcomes.update(self.store.record_statuses([record], now, self._speed))
                 except Exception as one_err:
                     rejects.append(Rejected(received.topic, _storage_reason(one_err),
                                             received.payload))
@@ -417,7 +419,8 @@ def _status_record(gateway_id: str, payload: bytes) -> StatusRecord:
         raise WireError(f"status names {status.gateway_id!r} but came on "
                         f"{gateway_id!r}'s topic")
     return StatusRecord(gateway_id, status.model_dump_json(), status.state,
-                        caught_up=status.clock_ok is True and status.backlog == 0)
+                        caught_up=status.clock_ok is True and status.backlog == 0,
+                        clock_ok=status.clock_ok, heartbeat_s=status.heartbeat_s)
 
 
 def probe_broker(host: str, port: int, timeout: float = 2.0) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from central.alerts.lifecycle import CLOSED_STATES
 from central.db.tables import alerts, gateways
 from central.ingest.alerts import auto_resolve
 from central.ingest.gateway_rows import ensure_gateway
+from central.supervision.liveness import DEFAULT_HEARTBEAT_S, MISSED_HEARTBEATS
 from homecall.clock import format_utc
 
 
@@ -35,6 +36,9 @@ class StatusRecord:
     state: str
     #: the status said the clock is good and nothing is queued
     caught_up: bool = False
+    #: what the status said of its clock, and its heartbeat interval (real seconds)
+    clock_ok: bool | None = None
+    heartbeat_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -59,11 +63,28 @@ def _heartbeat(status_json: str | None) -> Any:
         return None
 
 
+def sortable_utc(value: datetime) -> str:
+    """UTC as fixed-width text (always with microseconds), so text order is time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def offline_deadline_of(item: StatusRecord, now: datetime, speed: float = 1.0) -> str | None:
+    """When a gateway counts as offline if nothing more is heard after ``item`` arrived at
+    ``now``: three heartbeats (the interval is real seconds; ``speed`` is clock seconds per
+    real second). None for an ``offline`` status."""
+    if item.state != "online":
+        return None
+    heartbeat = item.heartbeat_s if item.heartbeat_s and item.heartbeat_s > 0 \
+        else DEFAULT_HEARTBEAT_S
+    return sortable_utc(now + timedelta(seconds=heartbeat * MISSED_HEARTBEATS * speed))
+
+
 def record_statuses(conn: Connection, items: list[StatusRecord],
-                    now: datetime) -> dict[str, StatusOutcome]:
+                    now: datetime, speed: float = 1.0) -> dict[str, StatusOutcome]:
     """Store ``items`` in order inside the caller's write transaction; one outcome per
     gateway. ``online`` ends an outage (its open ``gateway_offline`` alerts auto-resolve);
-    ``offline`` (the last will) starts one."""
+    ``offline`` (the last will) starts one. ``speed``: the clock's seconds per real second
+    (heartbeat intervals are real time)."""
     at = format_utc(now)
     outcomes: dict[str, StatusOutcome] = {}
     coming_back = sorted({item.gateway_id for item in items if item.state == "online"})
@@ -76,7 +97,8 @@ def record_statuses(conn: Connection, items: list[StatusRecord],
     for item in items:
         row = ensure_gateway(conn, item.gateway_id, lock=True)
         values: dict[str, Any] = {"status": item.status_json, "state": item.state,
-                                  "last_seen": at}
+                                  "last_seen": at, "clock_ok": item.clock_ok,
+                                  "offline_deadline": offline_deadline_of(item, now, speed)}
         if item.state == "offline" and row.state != "offline":
             values["offline_since"] = at
         elif item.state == "online":

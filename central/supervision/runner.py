@@ -1,8 +1,10 @@
 """Supervision in the central process: gateway liveness and backup detection, run by
 APScheduler, woken at the next deadline, from state in the database.
 
-This module owns :class:`Supervisor`. Each run (:meth:`Supervisor.run_once`) reads every
-gateway's row, plan history, stored events and central's own raises, and applies the pure
+This module owns :class:`Supervisor`. Each run (:meth:`Supervisor.run_once`) reads the rows of
+the gateways that are due (past their offline deadline, offline, or with a clock not known to
+be good: an online gateway on time is not read at all), their plan history, stored events and
+central's own raises, and applies the pure
 rules of :mod:`central.supervision.liveness` (3 missed heartbeats: offline; ``gateway_offline``
 raised, critical while a visit window is open) and :mod:`central.supervision.backup` (the
 gateway's own rules engine over the facts central holds, raising ``visit_late``,
@@ -164,13 +166,18 @@ class Supervisor:
 
     # ------------------------------------------------------------------ one run
     def run_once(self) -> datetime | None:
-        """Check every gateway now; returns the next deadline (scenario time) or None."""
+        """Check every gateway that is due now; returns the next deadline (scenario time) or
+        None."""
         with self._lock:
             self.runs += 1
             started = time.monotonic()
             now = self.clock.now()
             upcoming: list[datetime] = []
-            rows = self.store.supervision_rows()
+            # Only the gateways that are due or need backup: the rest are online and on time.
+            rows = self.store.supervision_rows(due_at=now)
+            next_offline = self.store.next_offline_deadline(now)
+            if next_offline is not None:
+                upcoming.append(next_offline)
             # Two queries for the whole fleet instead of two per offline gateway: a regional
             # outage takes thousands offline at once.
             self._offline_alerted = self.store.latest_alert_times("gateway_offline")

@@ -211,3 +211,28 @@ def test_an_organisations_own_policy_sets_when_its_alerts_escalate(store: Store)
         who = conn.execute(sa.select(audit.c.who).where(
             audit.c.action == "escalation_policy.set")).scalar()
     assert who == "mary"
+
+
+def test_a_run_reads_only_the_gateways_that_are_due(store: Store) -> None:
+    """At 10,000 gateways a run must not read every row: an online gateway whose last status
+    came within three heartbeats, with a good clock, is left out until its deadline."""
+    def gateway_status(gateway_id: str, clock_ok: bool = True) -> str:
+        return json.dumps({"v": 1, "gateway_id": gateway_id, "state": "online",
+                           "clock_ok": clock_ok, "backlog": 0, "heartbeat_s": 10})
+
+    store.record_status("gw-on-time", gateway_status("gw-on-time"), "online", START)
+    store.record_status("gw-silent", gateway_status("gw-silent"), "online",
+                        START - timedelta(seconds=31))
+    store.record_status("gw-bad-clock", gateway_status("gw-bad-clock", clock_ok=False),
+                        "online", START)
+    store.record_status("gw-will", json.dumps({"v": 1, "gateway_id": "gw-will",
+                                               "state": "offline"}), "offline", START)
+    due = {row.id for row in store.supervision_rows(due_at=START)}
+    assert due == {"gw-silent", "gw-bad-clock", "gw-will"}
+    assert {row.id for row in store.supervision_rows()} == due | {"gw-on-time"}
+    # the next run is due when the on-time gateway's three heartbeats run out
+    assert store.next_offline_deadline(START) == START + timedelta(seconds=30)
+
+    Supervisor(store, ManualClock(START), policy=NEVER_ESCALATE).run_once()
+    offline = {a["gateway"] for a in list_alerts(store) if a["type"] == "gateway_offline"}
+    assert offline == {"gw-silent", "gw-will"}
