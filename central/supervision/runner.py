@@ -99,6 +99,7 @@ class Supervisor:
         self._lock = threading.Lock()  # one run at a time
         self._schedule_lock = threading.Lock()
         self._stopping = False
+        self._woken = False  # a wake arrived since the current run started
         self.runs = 0
         # Read once per run (see run_once), for every gateway at once.
         self._offline_alerted: dict[str, datetime] = {}
@@ -128,17 +129,26 @@ class Supervisor:
             self.leader.release()
 
     def wake(self, *_: object) -> None:
-        """Run as soon as possible (a status arrived, or on start)."""
-        self._schedule(datetime.now(UTC))
+        """Run as soon as possible (a gateway's liveness changed, or on start). A wake that
+        comes while a run is under way makes the next run start as soon as that one ends
+        (the run's own rescheduling must not push it back to the next deadline)."""
+        self._schedule(datetime.now(UTC), woken=True)
 
-    def _schedule(self, real_at: datetime) -> None:
+    def _schedule(self, real_at: datetime, *, woken: bool = False,
+                  unless_woken: bool = False) -> None:
         with self._schedule_lock:
+            if woken:
+                self._woken = True
+            elif unless_woken and self._woken:
+                real_at = datetime.now(UTC)
             if self._scheduler is None or self._stopping:
                 return
             self._scheduler.add_job(self._run_and_reschedule, "date", run_date=real_at, id=_JOB,
                                     replace_existing=True, misfire_grace_time=None)
 
     def _run_and_reschedule(self) -> None:
+        with self._schedule_lock:
+            self._woken = False  # this run sees everything stored before it starts
         if self.leader is not None and not self._leads():
             self._schedule(datetime.now(UTC) + timedelta(seconds=LEADER_RETRY_S))
             return
@@ -154,7 +164,7 @@ class Supervisor:
                 sleep = min(sleep, max(0.0, float(seconds_until(deadline))))
             else:
                 sleep = min(sleep, max(0.0, (deadline - self.clock.now()).total_seconds()))
-        self._schedule(datetime.now(UTC) + timedelta(seconds=sleep))
+        self._schedule(datetime.now(UTC) + timedelta(seconds=sleep), unless_woken=True)
 
     def _leads(self) -> bool:
         assert self.leader is not None

@@ -236,3 +236,39 @@ def test_a_run_reads_only_the_gateways_that_are_due(store: Store) -> None:
     Supervisor(store, ManualClock(START), policy=NEVER_ESCALATE).run_once()
     offline = {a["gateway"] for a in list_alerts(store) if a["type"] == "gateway_offline"}
     assert offline == {"gw-silent", "gw-will"}
+
+
+def test_a_wake_that_comes_during_a_run_is_not_lost(
+    store: Store, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A last will stored while a run is under way (the run has already read the gateway as
+    online) must be alerted as soon as that run ends, not at the next deadline 30 s on. The
+    run is held after its read so the wake lands inside it."""
+    from homecall.clock import SystemClock
+
+    clock = SystemClock()
+    store.record_status(GW, status(), "online", clock.now())  # offline deadline: 30 s on
+    read = threading.Event()
+    release = threading.Event()
+    real_rows = store.supervision_rows
+
+    def rows_then_hold(*args: object, **kwargs: object) -> list[object]:
+        rows = real_rows(*args, **kwargs)  # type: ignore[arg-type]
+        if not read.is_set():
+            read.set()
+            release.wait(10)
+        return rows
+
+    monkeypatch.setattr(store, "supervision_rows", rows_then_hold)
+    supervisor = Supervisor(store, clock, policy=NEVER_ESCALATE)
+    supervisor.start()
+    try:
+        assert read.wait(10)
+        store.record_status(GW, status("offline"), "offline", clock.now())
+        supervisor.wake(GW)
+        release.set()
+        wait_for(lambda: any(a["type"] == "gateway_offline" for a in list_alerts(store)),
+                 timeout=5, message="gateway_offline raised right after the held run")
+    finally:
+        release.set()
+        supervisor.stop()
