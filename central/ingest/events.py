@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,8 +44,10 @@ from central.db.tables import (
 )
 from central.ingest.alerts import (
     Raise,
+    SensorAlertBatch,
     auto_resolve,
     auto_resolve_for_event,
+    may_auto_resolve,
     raise_alert,
     write_audit,
 )
@@ -72,6 +74,8 @@ class StoreResult:
     duplicates: int
     conflicts: int
     acks: dict[str, int]  # gateway_id -> highest contiguous seq now stored
+    #: gateway_id -> highest seq held (the ack's ``max_seq``), read in the same transaction
+    highest: dict[str, int] = field(default_factory=dict)
 
 
 #: ``rejected_messages`` keeps this much of a payload (the size and sha256 of the whole go
@@ -237,6 +241,7 @@ class EventStore:
             # multi-row statement is far cheaper than one per event, above all on
             # PostgreSQL); nothing in between reads the events table for these seqs.
             pending: dict[tuple[str, int], dict[str, Any]] = {}
+            sensor_alerts = SensorAlertBatch()  # inserted together (see its docstring)
             for _, event in envelopes:
                 gateway_id = event.gateway_id
                 known = held[gateway_id]
@@ -285,13 +290,16 @@ class EventStore:
                     else:
                         conn.execute(_SET_CHAIN, {"b_gw": gateway_id, "b_seq": event.seq + 1,
                                                   "b_chain_ok": after.chain_ok})
-                _project(conn, event, now)
+                _project(conn, event, now, sensor_alerts)
                 stored += 1
                 touched.add(gateway_id)
+            sensor_alerts.flush(conn)
             if pending:
                 conn.execute(_INSERT_EVENT, list(pending.values()))
-            acks = {gw: _advance_contiguous(conn, gw) for gw in sorted(touched)}
-        return StoreResult(stored, duplicates, conflicts, acks)
+            positions = {gw: _advance_contiguous(conn, gw) for gw in sorted(touched)}
+        return StoreResult(stored, duplicates, conflicts,
+                           {gw: seq for gw, (seq, _) in positions.items()},
+                           {gw: highest for gw, (_, highest) in positions.items()})
 
     def store_gaps(self, gaps: list[EventGap], now: datetime) -> StoreResult:
         """Record gap tombstones, one ``event_gaps`` row per gap however long, so the
@@ -359,8 +367,10 @@ class EventStore:
                             sa.update(gateways).where(gateways.c.id == gateway_id)
                             .values(chain_breaks=gateways.c.chain_breaks + 1)
                         )
-            acks = {gw: _advance_contiguous(conn, gw) for gw in sorted(touched)}
-        return StoreResult(stored, duplicates, 0, acks)
+            positions = {gw: _advance_contiguous(conn, gw) for gw in sorted(touched)}
+        return StoreResult(stored, duplicates, 0,
+                           {gw: seq for gw, (seq, _) in positions.items()},
+                           {gw: highest for gw, (_, highest) in positions.items()})
 
     def resolve_conflict(self, gateway_id: str, seq: int, keep_hash: str, who: str,
                          reason: str, now: datetime) -> int:
@@ -424,7 +434,7 @@ class EventStore:
                                 alerts.c.event_seq == -seq],
                          "conflict_resolved",
                          f"seq {seq}: {who} kept {keep_hash[:12]}…, {reason}", now)
-            return _advance_contiguous(conn, gateway_id)
+            return _advance_contiguous(conn, gateway_id)[0]
 
     # -- statuses, rejects, positions ------------------------------------------------------
     def record_status(self, gateway_id: str, status_json: str, state: str, now: datetime,
@@ -514,7 +524,9 @@ def _uncovered(conn: Connection, gateway_id: str, first_seq: int,
     return pieces
 
 
-def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
+def _advance_contiguous(conn: Connection, gateway_id: str) -> tuple[int, int]:
+    """Move the gateway's contiguous seq over what is now stored; returns it and the highest
+    seq held (what its ack says)."""
     seq = int(conn.execute(
         sa.select(gateways.c.contiguous_seq).where(gateways.c.id == gateway_id)
     ).scalar_one())
@@ -544,24 +556,24 @@ def _advance_contiguous(conn: Connection, gateway_id: str) -> int:
         if over_gap is None:
             break
         seq = int(over_gap)
-    conflict = conn.execute(
+    # one round trip for the three aggregates (each an indexed lookup)
+    conflict, highest_event, highest_gap = conn.execute(sa.select(
         sa.select(sa.func.min(event_conflicts.c.seq)).where(
-            event_conflicts.c.gateway_id == gateway_id, event_conflicts.c.resolved_at.is_(None))
-    ).scalar()
+            event_conflicts.c.gateway_id == gateway_id,
+            event_conflicts.c.resolved_at.is_(None)).scalar_subquery(),
+        sa.select(sa.func.max(events.c.seq)).where(
+            events.c.gateway_id == gateway_id).scalar_subquery(),
+        sa.select(sa.func.max(event_gaps.c.last_seq)).where(
+            event_gaps.c.gateway_id == gateway_id).scalar_subquery(),
+    )).one()
     if conflict is not None:  # never ack past an unresolved conflict
         seq = min(seq, int(conflict) - 1)
-    highest_event = conn.execute(
-        sa.select(sa.func.max(events.c.seq)).where(events.c.gateway_id == gateway_id)
-    ).scalar()
-    highest_gap = conn.execute(
-        sa.select(sa.func.max(event_gaps.c.last_seq)).where(
-            event_gaps.c.gateway_id == gateway_id)
-    ).scalar()
+    highest = max(int(highest_event or 0), int(highest_gap or 0))
     conn.execute(
         sa.update(gateways).where(gateways.c.id == gateway_id)
-        .values(contiguous_seq=seq, max_seq=max(int(highest_event or 0), int(highest_gap or 0)))
+        .values(contiguous_seq=seq, max_seq=highest)
     )
-    return seq
+    return seq, highest
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,8 +637,11 @@ def _projection_statements(conn: Connection) -> _ProjectionStatements:
     return built
 
 
-def _project(conn: Connection, event: EventEnvelope, now: datetime) -> None:
+def _project(conn: Connection, event: EventEnvelope, now: datetime,
+             sensor_alerts: SensorAlertBatch | None = None) -> None:
     data = event.data
+    if sensor_alerts is not None and may_auto_resolve(event.type.value, event.visit_id, data):
+        sensor_alerts.flush(conn)  # what it may clear must be in the table first
     auto_resolve_for_event(conn, event.gateway_id, event.type.value, event.visit_id,
                            event.carer_id, event.time, data, event.seq, now)
     when = format_utc(event.time)
@@ -651,12 +666,15 @@ def _project(conn: Connection, event: EventEnvelope, now: datetime) -> None:
             "departure_seq": event.seq,
         })
     if is_alert(event.type) and event.severity is not None:
-        alert_id, result = raise_alert(conn, Raise(
+        raised = Raise(
             side="gateway", gateway_id=event.gateway_id, type=event.type.value,
             severity=event.severity.value, raised_at=event.time, visit_id=event.visit_id,
             service_user_id=event.service_user_id, carer_id=event.carer_id,
             event_seq=event.seq, data=data,
-        ), now)
+        )
+        if sensor_alerts is not None and sensor_alerts.take(conn, raised, now):
+            return  # no visit: nothing below applies
+        alert_id, result = raise_alert(conn, raised, now)
         if result == "created" and event.type is EventType.VISIT_LATE and event.visit_id:
             # the arrival may have been stored first (a replay after an outage comes in
             # any order): the alert is cleared as it would have been had it come first

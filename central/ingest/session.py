@@ -315,11 +315,13 @@ class Ingest:
                 rejects.append(Rejected(received.topic, str(err), received.payload))
         came_online = self._store_statuses(statuses, now, rejects)
         touched: dict[str, int] = {}
+        highest: dict[str, int] = {}
         if gaps:
             gap_result, failed_gaps = self._store_isolated(
                 gaps, lambda part: self.store.store_gaps(part, now))
             self.gap_seqs += gap_result.stored
             touched.update(gap_result.acks)
+            highest.update(gap_result.highest)
             rejects.extend(Rejected(topic(g.gateway_id, Channel.EVENTS), reason, g.to_bytes())
                            for g, reason in failed_gaps)
         if events:
@@ -328,17 +330,21 @@ class Ingest:
             self.stored += result.stored
             self.duplicates += result.duplicates
             touched.update(result.acks)
+            highest.update(result.highest)
             rejects.extend(Rejected(topic(gw, Channel.EVENTS), reason, e.to_bytes())
                            for (gw, e), reason in failed_events)
         # The stored events are committed: ack them before writing what was set aside, so a
         # batch full of poison does not hold up the good events beside it.
         for gateway_id, seq in touched.items():
-            self.publish_ack(gateway_id, seq)
+            if gateway_id in highest:  # read in the storing transaction: no second query
+                self._send_ack(gateway_id, seq, highest[gateway_id])
+            else:
+                self.publish_ack(gateway_id, seq)
         # An online status is answered with where central stands, so a (re)started gateway
         # learns it before it publishes new seqs.
-        for gateway_id, (contiguous, highest) in came_online.items():
+        for gateway_id, (contiguous, held) in came_online.items():
             if gateway_id not in touched:
-                self._send_ack(gateway_id, contiguous, highest)
+                self._send_ack(gateway_id, contiguous, held)
         if rejects:
             # One line per batch, not per message: a flood must not flood the log too.
             log.warning("rejected %d message(s), kept in rejected_messages; first on %s: %s",
@@ -366,6 +372,7 @@ class Ingest:
                         len(items), _storage_reason(err))
         stored = duplicates = conflicts = 0
         acks: dict[str, int] = {}
+        highest: dict[str, int] = {}
         failed: list[tuple[_T, str]] = []
         for item in items:
             try:
@@ -378,7 +385,8 @@ class Ingest:
             duplicates += result.duplicates
             conflicts += result.conflicts
             acks.update(result.acks)
-        return StoreResult(stored, duplicates, conflicts, acks), failed
+            highest.update(result.highest)
+        return StoreResult(stored, duplicates, conflicts, acks, highest), failed
 
     def _clear_retained(self, received: _Received) -> None:
         """Clear a retained message on an events topic (an empty retained publish)."""
