@@ -234,8 +234,8 @@ class EventStore:
             wanted.setdefault(event.gateway_id, set()).update(
                 (event.seq - 1, event.seq, event.seq + 1))
         with self.db.write() as conn:
-            for gateway_id in sorted(wanted):  # one order for every writer: no deadlock
-                ensure_gateway(conn, gateway_id, lock=True)
+            locked = {gateway_id: ensure_gateway(conn, gateway_id, lock=True)
+                      for gateway_id in sorted(wanted)}  # one order for every writer
             held = {gw: _held(conn, gw, seqs) for gw, seqs in wanted.items()}
             # New event rows, inserted together before the acks are worked out (one
             # multi-row statement is far cheaper than one per event, above all on
@@ -296,7 +296,8 @@ class EventStore:
             sensor_alerts.flush(conn)
             if pending:
                 conn.execute(_INSERT_EVENT, list(pending.values()))
-            positions = {gw: _advance_contiguous(conn, gw) for gw in sorted(touched)}
+            positions = {gw: _advance_contiguous(conn, gw, int(locked[gw].contiguous_seq))
+                         for gw in sorted(touched)}
         return StoreResult(stored, duplicates, conflicts,
                            {gw: seq for gw, (seq, _) in positions.items()},
                            {gw: highest for gw, (_, highest) in positions.items()})
@@ -524,39 +525,16 @@ def _uncovered(conn: Connection, gateway_id: str, first_seq: int,
     return pieces
 
 
-def _advance_contiguous(conn: Connection, gateway_id: str) -> tuple[int, int]:
+def _advance_contiguous(conn: Connection, gateway_id: str,
+                        contiguous: int | None = None) -> tuple[int, int]:
     """Move the gateway's contiguous seq over what is now stored; returns it and the highest
-    seq held (what its ack says)."""
-    seq = int(conn.execute(
+    seq held (what its ack says). ``contiguous``: the position as this transaction read it
+    when it locked the gateway's row (saves reading it again)."""
+    seq = contiguous if contiguous is not None else int(conn.execute(
         sa.select(gateways.c.contiguous_seq).where(gateways.c.id == gateway_id)
     ).scalar_one())
-    # Walk forward over the stored run and over gap ranges (events after a hole wait for it
-    # to fill, with a real event or a tombstone).
-    while True:
-        nxt = list(conn.execute(
-            sa.select(events.c.seq)
-            .where(events.c.gateway_id == gateway_id, events.c.seq > seq,
-                   events.c.seq <= seq + 1000)
-            .order_by(events.c.seq)
-        ).scalars())
-        advanced = False
-        for found in nxt:
-            if found == seq + 1:
-                seq += 1
-                advanced = True
-            else:
-                break
-        if advanced and len(nxt) == 1000:
-            continue
-        over_gap = conn.execute(
-            sa.select(sa.func.max(event_gaps.c.last_seq)).where(
-                event_gaps.c.gateway_id == gateway_id, event_gaps.c.first_seq <= seq + 1,
-                event_gaps.c.last_seq > seq)
-        ).scalar()
-        if over_gap is None:
-            break
-        seq = int(over_gap)
-    # one round trip for the three aggregates (each an indexed lookup)
+    # one round trip for the three aggregates (each an indexed lookup); they also tell
+    # whether there is anything past ``seq`` to walk over at all
     conflict, highest_event, highest_gap = conn.execute(sa.select(
         sa.select(sa.func.min(event_conflicts.c.seq)).where(
             event_conflicts.c.gateway_id == gateway_id,
@@ -566,6 +544,35 @@ def _advance_contiguous(conn: Connection, gateway_id: str) -> tuple[int, int]:
         sa.select(sa.func.max(event_gaps.c.last_seq)).where(
             event_gaps.c.gateway_id == gateway_id).scalar_subquery(),
     )).one()
+    # Walk forward over the stored run and over gap ranges (events after a hole wait for it
+    # to fill, with a real event or a tombstone).
+    while True:
+        if highest_event is not None and int(highest_event) > seq:
+            nxt = list(conn.execute(
+                sa.select(events.c.seq)
+                .where(events.c.gateway_id == gateway_id, events.c.seq > seq,
+                       events.c.seq <= seq + 1000)
+                .order_by(events.c.seq)
+            ).scalars())
+            advanced = False
+            for found in nxt:
+                if found == seq + 1:
+                    seq += 1
+                    advanced = True
+                else:
+                    break
+            if advanced and len(nxt) == 1000:
+                continue
+        if highest_gap is None or int(highest_gap) <= seq:
+            break  # no gap reaches past seq
+        over_gap = conn.execute(
+            sa.select(sa.func.max(event_gaps.c.last_seq)).where(
+                event_gaps.c.gateway_id == gateway_id, event_gaps.c.first_seq <= seq + 1,
+                event_gaps.c.last_seq > seq)
+        ).scalar()
+        if over_gap is None:
+            break
+        seq = int(over_gap)
     if conflict is not None:  # never ack past an unresolved conflict
         seq = min(seq, int(conflict) - 1)
     highest = max(int(highest_event or 0), int(highest_gap or 0))
