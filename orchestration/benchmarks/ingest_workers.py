@@ -83,9 +83,23 @@ def measure(url: str, workdir: Path, payloads: dict[str, list[bytes]],
         upgrade(db)  # before the workers start (they would race to create the schema)
         db.dispose()
         _start_workers(url, broker, workers, stack)
+        before = _cpu_times()
         elapsed = publish_and_time(broker, payloads, stack)
+        after = _cpu_times()
     total = per_gateway * len(payloads)
-    return {"events": total, "seconds": elapsed, "rate": total / elapsed}
+    busy = after[0] - before[0]
+    whole = (after[1] - before[1]) or 1
+    return {"events": total, "seconds": elapsed, "rate": total / elapsed,
+            "machine_busy_pct": 100.0 * busy / whole}
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine (every process: broker, publishers,
+    database and workers), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already inside user
+    return total - idle, total
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
             result = measure(url, workdir, payloads, workers)
             runs.append((engine, workers, result))
             print(f"{engine}, {workers} worker(s): {result['events']} events in "
-                  f"{result['seconds']:.2f} s = {result['rate']:.0f} events/s", flush=True)
+                  f"{result['seconds']:.2f} s = {result['rate']:.0f} events/s; machine "
+                  f"{result['machine_busy_pct']:.0f} % busy", flush=True)
     if args.write_docs:
         _write_docs(args, runs)
     return 0
@@ -121,7 +136,8 @@ def _write_docs(args: argparse.Namespace,
     command = (f"homecall bench ingest-workers {counts} --events {args.events} "
                f"--gateways {args.gateways} --write-docs")
     rows = "\n".join(f"| {engine} | {workers} | {r['events']} | {r['seconds']:.2f} | "
-                     f"{r['rate']:.0f} |" for engine, workers, r in runs)
+                     f"{r['rate']:.0f} | {r['machine_busy_pct']:.0f} % |"
+                     for engine, workers, r in runs)
     text = f"""{SECTION}
 
 `{command}` ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()};
@@ -133,9 +149,13 @@ writer), {args.gateways} gateway clients publishing {args.events} hash-chained e
 all as fast as the broker takes them (the per-login publish rate lifted). Timed from the
 first publish until every gateway's ack covers its last seq (central acks after commit).
 
-| engine | workers | events | seconds | events/s |
-|---|---:|---:|---:|---:|
+| engine | workers | events | seconds | events/s | machine busy |
+|---|---:|---:|---:|---:|---:|
 {rows}
+
+"Machine busy" is the share of all {os.cpu_count()} cores in use during the timed part,
+every process counted (/proc/stat): near 100 % means the box, not the ingest design, is the
+cap.
 
 How to read it: the machine has {os.cpu_count()} cores shared by the broker, the
 publishers, PostgreSQL and the workers, so workers beyond the cores compete for them. And
