@@ -180,3 +180,35 @@ def test_journal_command_backlog_verify_export(tmp_path: Path,
     conn.close()
     assert main(["gateway", "journal", "verify", str(path)]) == 1
     assert "BROKEN: seq 2: hash does not match" in capsys.readouterr().out
+
+
+def test_an_ack_commits_without_its_fsync_and_leaves_the_journal_durable(tmp_path: Path) -> None:
+    """Forgetting acked events may skip the fsync (a lost delete only means a resend that
+    central stores once); every event commit after it is fully synchronous again."""
+    journal = open_journal(tmp_path / "j.db")
+    journal.append([battery(1), battery(2)], clock_ok=True)
+    full = journal._conn.execute("PRAGMA synchronous").fetchone()[0]
+    assert full == 2  # FULL
+    assert journal.mark_acked(1) == 1
+    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == full
+    journal.close()
+
+
+def test_an_event_is_not_committed_while_the_journal_cannot_be_made_durable_again(
+    tmp_path: Path,
+) -> None:
+    journal = open_journal(tmp_path / "j.db")
+    journal.append([battery(1), battery(2)], clock_ok=True)
+    journal._conn.set_authorizer(
+        lambda action, *_: sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_PRAGMA
+        else sqlite3.SQLITE_OK)
+    with pytest.raises(JournalError):
+        journal.mark_acked(1)  # could not relax: nothing deleted, the next ack retries
+    with pytest.raises(JournalError, match="restoring synchronous"):
+        journal.append([alert(3)], clock_ok=True)  # never committed without its fsync
+    assert journal.last_seq == 2
+    journal._conn.set_authorizer(None)
+    [envelope] = journal.append([alert(3)], clock_ok=True)
+    assert envelope.seq == 3
+    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    journal.close()

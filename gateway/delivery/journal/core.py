@@ -20,6 +20,7 @@ from gateway.delivery.journal.records import (
     event_row,
     seal,
 )
+from gateway.delivery.journal.transaction import reading
 from homecall.clock import Clock, format_utc
 from homecall.wire import EventEnvelope
 
@@ -42,6 +43,28 @@ class JournalCore:
     _acked_seq: int
     _floor: int
     _position_known: bool
+    synchronous: str
+    _relaxed: bool  # a commit since :meth:`_relax` may skip its fsync
+
+
+    def _relax(self) -> None:
+        """The next commit may skip its fsync (WAL + ``synchronous=NORMAL``)."""
+        if self.synchronous == "NORMAL":
+            return
+        self._relaxed = True
+        with reading("ack"):
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def _durable(self) -> None:
+        """Back to the journal's own ``synchronous`` after :meth:`_relax`. Every durable write
+        calls this first, so a failed restore is retried before anything else commits (and
+        that write fails with a :class:`JournalError` rather than commit without its
+        fsync)."""
+        if not self._relaxed:
+            return
+        with reading("restoring synchronous"):
+            self._conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        self._relaxed = False
 
     def _meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -82,6 +82,7 @@ class Journal(Shedding, Reconciling):
         self.gateway_id = gateway_id
         self.boot_id = boot_id
         self.synchronous = synchronous
+        self._relaxed = False
         if max_bytes is not None and (budget_bytes is None or budget_bytes > max_bytes * 0.75):
             # Shed before the hard cap: at the cap even the shedding transaction (gap rows,
             # the events_dropped report) may not find a free page.
@@ -207,6 +208,7 @@ class Journal(Shedding, Reconciling):
         envelopes, rows, seq, head = self._envelopes(events, clock_ok)
         if not rows and not inputs and snapshot is None:
             return []
+        self._durable()
         with transaction(self._conn, "write") as conn:
             if rows:
                 self._insert(rows, seq, head)
@@ -229,6 +231,8 @@ class Journal(Shedding, Reconciling):
 
     def snapshot(self, snapshot: Snapshot) -> None:
         """Store the engine's state and forget the journalled inputs it covers."""
+        with self._lock:
+            self._durable()
         with self._lock, transaction(self._conn, "snapshot"):
             self._store_snapshot(snapshot)
 
@@ -239,10 +243,18 @@ class Journal(Shedding, Reconciling):
             if seq <= self._acked_seq:
                 return 0
             seq = min(seq, self._last_seq)
-            with transaction(self._conn, "ack") as conn:
-                cursor = conn.execute("DELETE FROM events WHERE seq <= ?", (seq,))
-                conn.execute("DELETE FROM gaps WHERE last_seq <= ?", (seq,))
-                self._set_meta("acked_seq", str(seq))
+            # Forgetting acked events need not wait for the disk: if a power cut loses this
+            # commit the events come back and are sent again, and central stores each seq
+            # once. In WAL mode a NORMAL commit skips the fsync; the next durable commit (the
+            # next event) makes it durable too. This keeps an ack from holding up a tap.
+            self._relax()
+            try:
+                with transaction(self._conn, "ack") as conn:
+                    cursor = conn.execute("DELETE FROM events WHERE seq <= ?", (seq,))
+                    conn.execute("DELETE FROM gaps WHERE last_seq <= ?", (seq,))
+                    self._set_meta("acked_seq", str(seq))
+            finally:
+                self._durable()
             self._acked_seq = seq
             removed = int(cursor.rowcount)
             if seq >= self._last_seq and removed:

@@ -47,6 +47,7 @@ class Reconciling(JournalCore):
             last_seq, head = self._last_seq, self._head_hash
             acked = self._acked_seq
             try:
+                self._durable()
                 with transaction(self._conn, "reconcile"):
                     if shift:
                         self._renumber(shift)

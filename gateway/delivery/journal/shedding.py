@@ -83,6 +83,7 @@ class Shedding(JournalCore):
                   "reason": reason},
         )
         _, rows, seq, head = self._envelopes([report], clock_ok)
+        self._durable()
         with transaction(self._conn, "shedding"):
             self._conn.executemany("DELETE FROM events WHERE seq=?", [(s,) for s, _, _ in chosen])
             for first, last in runs(list(payloads)):
