@@ -53,7 +53,8 @@ def create_app(
         app.state.ingest = ingest
         app.state.clock = clock
         app.state.settings = settings
-        supervisor = (Supervisor(store, clock, retention_years=settings.retention_years)
+        supervisor = (Supervisor(store, clock, retention_years=settings.retention_years,
+                                 hearing=ingest.hearing_since)
                       if ingest is not None and settings.supervise else None)
         app.state.supervisor = supervisor
         if ingest is not None:

@@ -95,6 +95,7 @@ class Ingest:
         self._signing_key = read_key_file(key_path) if key_path else None
         self._worker: threading.Thread | None = None
         self.connected = threading.Event()
+        self._connected_at: datetime | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self._refused: str | None = None  # why the broker last refused central, if it did
@@ -120,6 +121,11 @@ class Ingest:
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
         self._sweep_mid: int | None = None
+
+    def hearing_since(self) -> datetime | None:
+        """Since when (clock time) central has been connected to the broker without a
+        break; None while it is not (supervision does not count heartbeats it cannot hear)."""
+        return self._connected_at if self.connected.is_set() else None
 
     def queue_depth(self) -> int:
         """Messages received and not yet stored (for ``/metrics``)."""
@@ -152,6 +158,7 @@ class Ingest:
                                                (ALL_STATUS_SUBSCRIPTION,
                                                 SubscribeOptions(qos=1))])
         self._queue.put(_Republish())
+        self._connected_at = self.clock.now()
         self.connected.set()
         log.info("central connected to broker")
 
@@ -164,6 +171,7 @@ class Ingest:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
     ) -> None:
         self.connected.clear()
+        self._connected_at = None
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._queue.put(_Received(message.topic, bytes(message.payload), message.mid, message.qos,

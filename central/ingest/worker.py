@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     ingest = Ingest(settings, store, clock)
     supervisor = Supervisor(store, clock, leader=JobsLeader(database, settings.mqtt_client_id),
                             retention_years=settings.retention_years,
+                            hearing=ingest.hearing_since,
                             ) if args.supervise else None
     if supervisor is not None:
         ingest.status_listeners.append(supervisor.wake)

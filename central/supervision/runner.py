@@ -24,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,7 @@ from central.supervision.leader import RETRY_S as LEADER_RETRY_S
 from central.supervision.leader import JobsLeader
 from central.supervision.liveness import (
     DEFAULT_HEARTBEAT_S,
+    MISSED_HEARTBEATS,
     GatewayLiveness,
     LivenessState,
     offline_deadline,
@@ -87,8 +89,13 @@ class Supervisor:
 
     def __init__(self, store: Store, clock: Clock, *,
                  policy: EscalationPolicy | None = None,
-                 leader: JobsLeader | None = None, retention_years: int = 2) -> None:
+                 leader: JobsLeader | None = None, retention_years: int = 2,
+                 hearing: Callable[[], datetime | None] | None = None) -> None:
         self.store = store
+        #: Since when (clock time) central has been connected to the broker without a break,
+        #: or None while it is not: heartbeats central cannot receive are not missed ones.
+        #: None here: always hearing (tests that drive the store directly).
+        self.hearing = hearing
         #: the daily retention purge runs on the first run of each (clock) day
         self.retention_years = retention_years
         self._retention_done_on: date | None = None
@@ -243,6 +250,15 @@ class Supervisor:
         live = liveness_of(row, self.speed)
         upcoming: list[datetime] = []
         deadline = offline_deadline(live)
+        if deadline is not None and self.hearing is not None:
+            # Central's own link to the broker counts too: while it is down nobody's
+            # heartbeats arrive, and after it comes back each gateway gets three heartbeats
+            # from then before it counts as silent (no offline storm from central's outage).
+            since = self.hearing()
+            if since is None:
+                return []  # not connected: nothing to conclude; a reconnect wakes the run
+            grace = since + timedelta(seconds=live.heartbeat_s * MISSED_HEARTBEATS)
+            deadline = max(deadline, grace)
         if not live.needs_backup and deadline is not None and now < deadline:
             # Online with a good clock: the gateway raises its own alerts, and nothing central
             # holds can change until its offline deadline (a status that changes its liveness

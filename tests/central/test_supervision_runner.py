@@ -272,3 +272,31 @@ def test_a_wake_that_comes_during_a_run_is_not_lost(
     finally:
         release.set()
         supervisor.stop()
+
+
+def test_heartbeats_central_cannot_hear_are_not_missed(store: Store) -> None:
+    """While central's own link to the broker is down no gateway's heartbeat can arrive:
+    nobody is marked offline for it (no alert storm from central's outage). Once central is
+    back, each gateway has three heartbeats from then; one that stays silent is offline."""
+    clock = ManualClock(START)
+    store.record_status(GW, status(), "online", START)  # heartbeat 10 s: due at START + 30 s
+    link: dict[str, datetime | None] = {"since": START}
+    supervisor = Supervisor(store, clock, policy=NEVER_ESCALATE, hearing=lambda: link["since"])
+
+    def offline_alerts() -> int:
+        return sum(a["type"] == "gateway_offline" for a in list_alerts(store))
+
+    clock.advance(10)
+    link["since"] = None  # central loses the broker
+    clock.advance(50)  # long past the gateway's own deadline
+    supervisor.run_once()
+    assert offline_alerts() == 0
+    link["since"] = clock.now()  # back at START + 60 s
+    clock.advance(20)
+    supervisor.run_once()
+    assert offline_alerts() == 0  # three heartbeats from the reconnect are not over yet
+    clock.advance(11)
+    supervisor.run_once()
+    assert offline_alerts() == 1  # silent since central came back: offline
+    [row] = store.supervision_rows()
+    assert row.offline_since == "2026-03-02T07:01:30Z"  # counted from the reconnect

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gateway.rules import bench
+from orchestration.benchmarks import rules as bench
 
 
 def test_bench_writes_its_section_and_keeps_the_others(tmp_path: Path) -> None:
