@@ -51,7 +51,7 @@ from central.ingest.alerts import (
     raise_alert,
     write_audit,
 )
-from central.ingest.gateway_rows import ensure_gateway, upsert
+from central.ingest.gateway_rows import ensure_gateway, ensure_gateways, upsert
 from central.ingest.statuses import StatusOutcome, StatusRecord, record_statuses
 from homecall.clock import format_utc, parse_utc
 from homecall.wire import GENESIS_HASH, EventEnvelope, EventGap, EventType, is_alert
@@ -234,8 +234,7 @@ class EventStore:
             wanted.setdefault(event.gateway_id, set()).update(
                 (event.seq - 1, event.seq, event.seq + 1))
         with self.db.write() as conn:
-            locked = {gateway_id: ensure_gateway(conn, gateway_id, lock=True)
-                      for gateway_id in sorted(wanted)}  # one order for every writer
+            locked = ensure_gateways(conn, list(wanted))
             held = {gw: _held(conn, gw, seqs) for gw, seqs in wanted.items()}
             # New event rows, inserted together before the acks are worked out (one
             # multi-row statement is far cheaper than one per event, above all on

@@ -43,3 +43,23 @@ def ensure_gateway(conn: Connection, gateway_id: str, *, lock: bool = False) -> 
         )
         row = conn.execute(query).one()
     return row
+
+
+def ensure_gateways(conn: Connection, gateway_ids: list[str]) -> dict[str, Row[Any]]:
+    """:func:`ensure_gateway` with ``lock`` for many gateways in one round trip (plus one for
+    any seen for the first time). Rows are locked in id order, the one order every writer
+    uses, so two batches sharing gateways queue instead of deadlocking."""
+    ordered = sorted(set(gateway_ids))
+    query = (sa.select(gateways).where(gateways.c.id.in_(ordered))
+             .order_by(gateways.c.id).with_for_update())
+    rows = {row.id: row for row in conn.execute(query)}
+    new = [gateway_id for gateway_id in ordered if gateway_id not in rows]
+    if new:
+        conn.execute(
+            upsert(conn, gateways)
+            .values([{"id": gateway_id, "tag_salt": secrets.token_hex(16)} for gateway_id in new])
+            .on_conflict_do_nothing(index_elements=[gateways.c.id]))
+        rows.update((row.id, row) for row in conn.execute(
+            sa.select(gateways).where(gateways.c.id.in_(new))
+            .order_by(gateways.c.id).with_for_update()))
+    return rows
