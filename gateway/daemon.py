@@ -106,6 +106,9 @@ class GatewayDaemon:
         self.host = EngineHost(self.journal, clock, arm=self._arm,
                                clock_ok=detect_clock_ok(clock, config.clock_ok))
         self._clock_checked = time.monotonic()
+        # what the device-state file last showed, and when (monotonic) it was written
+        self._devices_written: tuple[tuple[str, str, str | None, str | None], ...] = ()
+        self._devices_written_at = float("-inf")
         self._journal_read_failing = False
         self.outbox = Outbox(self.gateway_id, self.journal, config.broker, self.post)
         self.link = CentralLink(self.outbox, self.journal, self.host,
@@ -332,13 +335,27 @@ class GatewayDaemon:
             heartbeat_s=self.config.heartbeat_s, devices=devices,
             last_command=self.link.last_command))
         if self.config.device_state_file is not None:
-            from gateway.devices_cli import write_device_states
-
-            try:
-                write_device_states(self.config.device_state_file, self.drivers)
-            except OSError as err:
-                log.warning("cannot write device state file: %s", err)
+            self._write_device_states(devices)
         return units
+
+    def _write_device_states(self, devices: list[DeviceStatus]) -> None:
+        """The device-state file for ``homecall gateway devices``: written when a device's
+        state changes, otherwise at most every :data:`DEVICE_STATE_REFRESH_S` (it lives on
+        the SD card: a rewrite every heartbeat was most of what an idle gateway wrote)."""
+        from gateway.devices_cli import DEVICE_STATE_REFRESH_S, write_device_states
+
+        assert self.config.device_state_file is not None
+        shown = tuple((d.name, d.state, d.detail, d.firmware) for d in devices)
+        now = time.monotonic()
+        if shown == self._devices_written and now - self._devices_written_at \
+                < DEVICE_STATE_REFRESH_S:
+            return
+        try:
+            write_device_states(self.config.device_state_file, self.drivers)
+        except OSError as err:
+            log.warning("cannot write device state file: %s", err)
+            return
+        self._devices_written, self._devices_written_at = shown, now
 
     def _arm(self, deadline: datetime | None) -> None:
         if self._scheduler is None:

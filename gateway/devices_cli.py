@@ -37,7 +37,9 @@ from homecall.wire import DeviceStatus
 
 STATE_FILE_ENV = "HOMECALL_DEVICE_STATE"
 DEFAULT_STATE_FILE = "/var/lib/homecall/devices.json"
-STALE_AFTER_S = 30.0
+#: The daemon rewrites the file when a device's state changes and at least this often.
+DEVICE_STATE_REFRESH_S = 60.0
+STALE_AFTER_S = 2.5 * DEVICE_STATE_REFRESH_S
 
 
 def default_state_file() -> Path:

@@ -57,6 +57,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "ingest-workers": ("orchestration.benchmarks.ingest_workers",
                        "events/s by 1, 2 and 4 ingest processes on PostgreSQL"),
     "drain": ("orchestration.benchmarks.drain", "backlog drain time after a broker outage"),
+    "sd-writes": ("orchestration.benchmarks.sd_writes",
+                  "bytes the gateway writes to its SD card per day, idle and per event"),
     "fleet": ("orchestration.benchmarks.fleet", "N gateways on the wire vs one broker and central"),
     "poison": ("orchestration.benchmarks.poison",
                "a good gateway's event delay while a hostile one floods central with poison"),
