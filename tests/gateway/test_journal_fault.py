@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.daemon import Tick
+from gateway.core_loop import Tick
 from homecall.plan import Visit
 from homecall.wire import AckMessage, Channel
 from orchestration.broker import MosquittoBroker

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.daemon import Heartbeat
+from gateway.core_loop import Heartbeat
 from gateway.plan_intake import parse_plan
 from homecall.plan import (
     MAX_PLAN_VISITS,
