@@ -31,11 +31,11 @@ from typing import Any
 
 from gateway.drivers.base import ReconnectingDriver
 from gateway.feedback import pattern
+from gateway.protocols.contact_debounce import ContactDebouncer
 from gateway.protocols.hub import (
     Battery,
     Button,
     Contact,
-    ContactDebouncer,
     FrameError,
     Hello,
     HubCommand,

@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_sim import hub as sim_hub
+from gateway.protocols.contact_debounce import ContactDebouncer
 from gateway.protocols.hub import (
     FEEDBACK,
     Battery,
     Button,
     Buzz,
     Contact,
-    ContactDebouncer,
     FrameError,
     Heartbeat,
     Hello,
