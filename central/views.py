@@ -283,12 +283,36 @@ def _visit_timeline(store: Store, gateway_id: str, visit_id: str | None) -> dict
 
 def list_gateways(store: Store, *,
                   gateways: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Every gateway in ``gateways`` (None: all), by id, with its delivery counts."""
+    return gateway_page(store, gateways=gateways)[0]
+
+
+def gateway_page(store: Store, *, gateways: Collection[str] | None = None,
+                 after: str | None = None, limit: int | None = None,
+                 state: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Gateways by id, from just past ``after``, at most ``limit`` of them, only those in
+    ``state`` if given; and the id to ask ``after`` for the next page (None: no more).
+
+    The event and gap counts are read for the page's gateways only, so a page of a
+    10,000-gateway fleet costs what a page costs, not what the fleet does.
+    """
     with store.db.read() as conn:
-        rows = conn.execute(
-            sa.select(gateways_table)
-            .where(*_scoped(gateways_table.c.id, None, gateways))
-            .order_by(gateways_table.c.id)
-        ).all()
+        query = (sa.select(gateways_table)
+                 .where(*_scoped(gateways_table.c.id, None, gateways))
+                 .order_by(gateways_table.c.id))
+        if after is not None:
+            query = query.where(gateways_table.c.id > after)
+        if state is not None:
+            query = query.where(gateways_table.c.state == state)
+        if limit is not None:
+            query = query.limit(limit + 1)
+        rows = conn.execute(query).all()
+        next_after: str | None = None
+        if limit is not None and len(rows) > limit:
+            rows = rows[:limit]
+            next_after = rows[-1].id
+        if limit is not None or state is not None:
+            gateways = [row.id for row in rows]  # count for the page's gateways only
         per_type = conn.execute(
             sa.select(events.c.gateway_id, events.c.type, sa.func.count().label("n"))
             .where(*_scoped(events.c.gateway_id, None, gateways))
@@ -341,7 +365,7 @@ def list_gateways(store: Store, *,
                 "last_command": status.get("last_command") if status else None,
             }
         )
-    return out
+    return out, next_after
 
 
 def list_conflicts(store: Store, gateway_id: str) -> list[dict[str, Any]]:

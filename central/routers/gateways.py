@@ -4,9 +4,9 @@ organisation's gateways only."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from central.auth.deps import (
@@ -18,15 +18,35 @@ from central.auth.deps import (
 )
 from central.deps import ClockDep, IngestDep, Seq, StoreDep
 from central.ingest.events import StoreError
-from central.views import list_conflicts, list_gateways
+from central.views import gateway_page, list_conflicts, list_gateways
 from homecall.wire import CommandMessage, WireError, validate_gateway_id
 
 router = APIRouter(prefix="/api/gateways", tags=["gateways"])
 
 
+#: Most gateways one page may hold.
+MAX_PAGE = 1000
+
+
 @router.get("")
-def gateways(store: StoreDep, user: AnyStaff, allowed: AllowedGateways) -> list[dict[str, Any]]:
-    return list_gateways(store, gateways=allowed)
+def gateways(
+    store: StoreDep, user: AnyStaff, allowed: AllowedGateways, response: Response,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description=(
+        "at most this many gateways (by id); X-Next-Cursor names the next page"))] = None,
+    cursor: Annotated[str | None, Query(max_length=64, description=(
+        "the previous page's X-Next-Cursor"))] = None,
+    state: Annotated[Literal["online", "offline"] | None, Query(description=(
+        "only gateways in this state"))] = None,
+) -> list[dict[str, Any]]:
+    """The gateways this user may see, by id: state, last seen, delivery position and
+    counts, the last status. Without ``limit`` every one is listed; a large fleet pages with
+    ``limit`` and passes each page's ``X-Next-Cursor`` header back as ``?cursor=`` until the
+    header is absent (as ``GET /api/alerts`` does)."""
+    page, next_cursor = gateway_page(store, gateways=allowed, after=cursor, limit=limit,
+                                     state=state)
+    if next_cursor is not None:
+        response.headers["X-Next-Cursor"] = next_cursor
+    return page
 
 
 @router.get("/{gateway_id}/conflicts")
