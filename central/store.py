@@ -48,6 +48,7 @@ from central.db.tables import gateways as gateways_table
 from central.ingest.alerts import (
     Raise,
     RaiseResult,
+    SensorAlertBatch,
     load_for_update,
     move,
     raise_alert,
@@ -59,7 +60,7 @@ from central.ingest.events import (
     StoreError,
     StoreResult,
 )
-from central.ingest.gateway_rows import ensure_gateway
+from central.ingest.gateway_rows import ensure_gateway, ensure_gateways
 from central.ingest.statuses import sortable_utc
 from central.people.tables import households
 from central.plans.history import record_planned_visits
@@ -173,6 +174,26 @@ class Store(EventStore):
             ensure_gateway(conn, raise_.gateway_id, lock=True)
             return raise_alert(conn, raise_, now)
 
+    def raise_many_by_central(self, raises: list[Raise], now: datetime, *,
+                              per_transaction: int = 500) -> list[RaiseResult]:
+        """:meth:`raise_by_central` for many raises (a regional outage's ``gateway_offline``
+        alerts): ``per_transaction`` of them to a transaction, not one each, and those that
+        belong to no visit and that no webhook subscriber hears of inserted together."""
+        if any(raise_.side != "central" for raise_ in raises):
+            raise StoreError("raise_many_by_central takes central's own raises")
+        results: list[RaiseResult] = []
+        for start in range(0, len(raises), per_transaction):
+            chunk = raises[start:start + per_transaction]
+            with self.db.write() as conn:
+                ensure_gateways(conn, [raise_.gateway_id for raise_ in chunk])
+                together = SensorAlertBatch()
+                together.prefetch(conn, [raise_.gateway_id for raise_ in chunk])
+                for raise_ in chunk:
+                    results.append("created" if together.take(conn, raise_, now)
+                                   else raise_alert(conn, raise_, now)[1])
+                together.flush(conn)
+        return results
+
     def move_alert(self, alert_id: int, command: Command, actor: Actor, now: datetime, *,
                    gateways: Collection[str] | None = None,
                    outcomes: OutcomeCatalogue | None = None) -> AlertRecord:
@@ -267,6 +288,16 @@ class Store(EventStore):
         with self.db.read() as conn:
             return conn.execute(sa.select(gateways_table)
                                 .where(gateways_table.c.id == gateway_id)).one()
+
+    def supervision_rows_of(self, gateway_ids: list[str]) -> dict[str, Any]:
+        """The rows of ``gateway_ids``, as :meth:`supervision_rows` gives them, by id."""
+        out: dict[str, Any] = {}
+        with self.db.read() as conn:
+            for start in range(0, len(gateway_ids), 1000):
+                chunk = gateway_ids[start:start + 1000]
+                out.update((row.id, row) for row in conn.execute(
+                    sa.select(gateways_table).where(gateways_table.c.id.in_(chunk))))
+        return out
 
     def plan_history(self, gateway_id: str) -> list[tuple[datetime, GatewayPlan]]:
         """Every plan version of the gateway with when it was stored, oldest first."""
@@ -413,10 +444,26 @@ class Store(EventStore):
 
     def mark_offline(self, gateway_id: str, since: datetime) -> None:
         """Central counts the gateway offline from ``since`` (missed heartbeats)."""
+        self.mark_offline_many([(gateway_id, since)])
+
+    def mark_offline_many(self, silent: list[tuple[str, datetime]], *,
+                          last_seen: dict[str, str] | None = None) -> None:
+        """:meth:`mark_offline` for every (gateway, since) in ``silent``, in one transaction
+        (a regional outage takes thousands offline in the same run). With ``last_seen`` (each
+        gateway's ``last_seen`` as supervision read it), a gateway heard from since is left
+        online."""
+        if not silent:
+            return
+        column = gateways_table.c
+        unheard = [] if last_seen is None else [column.last_seen == sa.bindparam("silent_seen")]
         with self.db.write() as conn:
-            conn.execute(sa.update(gateways_table).where(
-                gateways_table.c.id == gateway_id, gateways_table.c.state == "online",
-            ).values(state="offline", offline_since=format_utc(since)))
+            conn.execute(
+                sa.update(gateways_table).where(
+                    column.id == sa.bindparam("silent_id"), column.state == "online", *unheard,
+                ).values(state="offline", offline_since=sa.bindparam("silent_since")),
+                [{"silent_id": gateway_id, "silent_since": format_utc(since),
+                  **({} if last_seen is None else {"silent_seen": last_seen.get(gateway_id)})}
+                 for gateway_id, since in silent])
 
     def household_gateway(self, gateway_id: str) -> str | None:
         """The household id whose gateway this is (None: no household has it)."""

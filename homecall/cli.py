@@ -63,6 +63,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "poison": ("orchestration.benchmarks.poison",
                "a good gateway's event delay while a hostile one floods central with poison"),
     "backup": ("orchestration.benchmarks.backup", "deadline -> backup alert stored"),
+    "outage": ("orchestration.benchmarks.outage",
+               "N gateways silent at once -> all marked offline and alerted"),
     "escalation": ("orchestration.benchmarks.escalation",
                    "escalation due -> stored, and -> the organisation's webhook received"),
     "dashboard": ("orchestration.benchmarks.dashboard",

@@ -144,6 +144,19 @@ class SensorAlertBatch:
         self._rows: list[dict[str, Any]] = []
         self._heard: dict[str, bool] = {}  # gateway -> its organisation has subscriptions
 
+    def prefetch(self, conn: Connection, gateway_ids: list[str]) -> None:
+        """Read for all of ``gateway_ids`` at once whether anyone subscribes to their
+        alerts (one query, not one per gateway)."""
+        wanted = sorted(set(gateway_ids) - set(self._heard))
+        for start in range(0, len(wanted), 1000):
+            chunk = wanted[start:start + 1000]
+            heard = {row.gateway_id for row in conn.execute(
+                sa.select(households.c.gateway_id).distinct()
+                .join(webhook_subscriptions,
+                      households.c.organisation_id == webhook_subscriptions.c.organisation_id)
+                .where(households.c.gateway_id.in_(chunk), webhook_subscriptions.c.active == 1))}
+            self._heard.update((gateway_id, gateway_id in heard) for gateway_id in chunk)
+
     def take(self, conn: Connection, raise_: Raise, received_at: datetime) -> bool:
         """Keep ``raise_`` for :meth:`flush` if it qualifies (True), else leave it (False)."""
         if dedupe_key(raise_.type, raise_.visit_id, raise_.carer_id) is not None:

@@ -51,10 +51,12 @@ from central.supervision.liveness import (
     MISSED_HEARTBEATS,
     GatewayLiveness,
     LivenessState,
+    OfflineReason,
     offline_deadline,
     offline_severity,
 )
 from homecall.clock import Clock, parse_utc
+from homecall.plan import GatewayPlan
 
 log = logging.getLogger("homecall.central.supervision")
 
@@ -76,8 +78,11 @@ def liveness_of(row: Any, speed: float = 1.0) -> GatewayLiveness:
     state: LivenessState = (
         "online" if row.state == "online" else "offline" if row.state == "offline"
         else "unknown")
+    reason: OfflineReason | None = None
+    if state == "offline":  # the last status received says which: its last will, or silence
+        reason = "last_will" if status.get("state") == "offline" else "missed_heartbeats"
     return GatewayLiveness(
-        gateway_id=row.id, state=state, last_seen=_time(row.last_seen),
+        gateway_id=row.id, state=state, last_seen=_time(row.last_seen), offline_reason=reason,
         heartbeat_s=float(status.get("heartbeat_s") or DEFAULT_HEARTBEAT_S) * speed,
         clock_ok=status.get("clock_ok"), boot_id=status.get("boot_id"),
         offline_since=_time(row.offline_since), caught_up_at=_time(row.caught_up_at),
@@ -199,11 +204,7 @@ class Supervisor:
             # outage takes thousands offline at once.
             self._offline_alerted = self.store.latest_alert_times("gateway_offline")
             self._planned = self.store.gateways_with_plans()
-            for row in rows:
-                try:
-                    upcoming += self._gateway(row, now)
-                except Exception:
-                    log.exception("supervision of gateway %s failed", row.id)
+            upcoming += self._gateways(rows, now)
             upcoming += self._escalate()
             if self._retention_done_on != now.date():
                 try:
@@ -245,10 +246,79 @@ class Supervisor:
                 upcoming.append(step.due_at)
         return upcoming
 
-    def _gateway(self, row: Any, now: datetime) -> list[datetime]:
-        gateway_id = row.id
-        live = liveness_of(row, self.speed)
+    def _gateways(self, rows: list[Any], now: datetime) -> list[datetime]:
+        """Liveness, ``gateway_offline`` and backup detection for the due gateways; returns
+        their next deadlines. The writes a regional outage multiplies (marking thousands
+        offline, raising their ``gateway_offline``) are batched, not a transaction each."""
         upcoming: list[datetime] = []
+        checked: list[tuple[Any, GatewayLiveness]] = []
+        silent: list[tuple[str, datetime]] = []
+        for row in rows:
+            try:
+                live, deadline = self._liveness(row)
+            except Exception:
+                log.exception("supervision of gateway %s failed", row.id)
+                continue
+            if live is None:
+                continue  # central cannot hear the broker: nothing to conclude
+            if not live.needs_backup and deadline is not None and now < deadline:
+                # Online with a good clock: the gateway raises its own alerts, and nothing
+                # central holds can change until its offline deadline (a status that changes
+                # its liveness wakes this run), so its plans and events are not read. At
+                # 10,000 gateways this is what keeps a run to one query.
+                upcoming.append(deadline)
+                continue
+            if deadline is not None and now >= deadline:
+                silent.append((row.id, deadline))
+            elif deadline is not None:
+                upcoming.append(deadline)
+            checked.append((row, live))
+        if silent:
+            self.store.mark_offline_many(silent, last_seen={
+                row.id: row.last_seen for row, _ in checked if row.last_seen})
+            if len(silent) <= 20:
+                for gateway_id, since in silent:
+                    log.info("gateway %s offline: no heartbeat since %s", gateway_id,
+                             since.isoformat())
+            else:
+                log.warning("%d gateways offline at once: no heartbeat for three intervals",
+                            len(silent))
+            fresh = self.store.supervision_rows_of([gateway_id for gateway_id, _ in silent])
+            checked = [(fresh[row.id], liveness_of(fresh[row.id], self.speed))
+                       if row.id in fresh else (row, live) for row, live in checked]
+        histories: dict[str, list[tuple[datetime, GatewayPlan]]] = {}
+        offline_raises: list[Raise] = []
+        for row, live in checked:
+            try:
+                history = self.store.plan_history(row.id) if row.id in self._planned else []
+                histories[row.id] = history
+                last_alerted = self._offline_alerted.get(row.id)
+                if live.state == "offline" and live.offline_since is not None and (
+                        last_alerted is None or last_alerted < live.offline_since):
+                    offline_raises.append(Raise(
+                        side="central", gateway_id=row.id, type="gateway_offline",
+                        severity=offline_severity(history[-1][1] if history else None, now),
+                        raised_at=live.offline_since,
+                        data={"reason": live.offline_reason or "last_will",
+                              "raised_by": "central"}))
+            except Exception:
+                log.exception("supervision of gateway %s failed", row.id)
+        if offline_raises:
+            self.store.raise_many_by_central(offline_raises, self.clock.now())
+        for row, live in checked:
+            planned = histories.get(row.id)
+            if not planned:
+                continue
+            try:
+                upcoming += self._backup(row.id, planned, live, now)
+            except Exception:
+                log.exception("backup detection for gateway %s failed", row.id)
+        return upcoming
+
+    def _liveness(self, row: Any) -> tuple[GatewayLiveness | None, datetime | None]:
+        """The gateway's liveness and offline deadline; (None, None) while central itself is
+        not connected to the broker."""
+        live = liveness_of(row, self.speed)
         deadline = offline_deadline(live)
         if deadline is not None and self.hearing is not None:
             # Central's own link to the broker counts too: while it is down nobody's
@@ -256,46 +326,25 @@ class Supervisor:
             # from then before it counts as silent (no offline storm from central's outage).
             since = self.hearing()
             if since is None:
-                return []  # not connected: nothing to conclude; a reconnect wakes the run
+                return None, None  # not connected; a reconnect wakes the run
             grace = since + timedelta(seconds=live.heartbeat_s * MISSED_HEARTBEATS)
             deadline = max(deadline, grace)
-        if not live.needs_backup and deadline is not None and now < deadline:
-            # Online with a good clock: the gateway raises its own alerts, and nothing central
-            # holds can change until its offline deadline (a status that changes its liveness
-            # wakes this run), so its plans and events are not read. At 10,000 gateways this
-            # is what keeps a run to one query.
-            return [deadline]
-        history = self.store.plan_history(gateway_id) if gateway_id in self._planned else []
-        plan = history[-1][1] if history else None
-        if deadline is not None and now >= deadline:
-            self.store.mark_offline(gateway_id, deadline)
-            log.info("gateway %s offline: no heartbeat since %s", gateway_id, live.last_seen)
-            live = liveness_of(self.store.supervision_row(gateway_id), self.speed)
-        elif deadline is not None:
-            upcoming.append(deadline)
-        last_alerted = self._offline_alerted.get(gateway_id)
-        if live.state == "offline" and live.offline_since is not None and (
-                last_alerted is None or last_alerted < live.offline_since):
-            severity = offline_severity(plan, now)
-            self.store.raise_by_central(Raise(
-                side="central", gateway_id=gateway_id, type="gateway_offline",
-                severity=severity, raised_at=live.offline_since,
-                data={"reason": live.offline_reason or "last_will", "raised_by": "central"},
-            ), self.clock.now())
-        if history:
-            household = self._household(gateway_id, history, live, now)
-            for due in household.due(now):
-                alert_id, result = self.store.raise_by_central(Raise(
-                    side="central", gateway_id=gateway_id, type=due.type,
-                    severity=due.severity, raised_at=due.time, visit_id=due.visit_id,
-                    service_user_id=due.service_user_id, carer_id=due.carer_id, data=due.data,
-                ), self.clock.now())  # received_at: when it is stored, not when the run began
-                log.info("central raised %s for %s visit %s (alert %s, %s)", due.type,
-                         gateway_id, due.visit_id, alert_id, result)
-            next_due = household.next_deadline()
-            if next_due is not None:
-                upcoming.append(next_due)
-        return upcoming
+        return live, deadline
+
+    def _backup(self, gateway_id: str, history: list[tuple[datetime, GatewayPlan]],
+                live: GatewayLiveness, now: datetime) -> list[datetime]:
+        """Central's backup rules for one gateway with a plan: raise what is due."""
+        household = self._household(gateway_id, history, live, now)
+        for due in household.due(now):
+            alert_id, result = self.store.raise_by_central(Raise(
+                side="central", gateway_id=gateway_id, type=due.type,
+                severity=due.severity, raised_at=due.time, visit_id=due.visit_id,
+                service_user_id=due.service_user_id, carer_id=due.carer_id, data=due.data,
+            ), self.clock.now())  # received_at: when it is stored, not when the run began
+            log.info("central raised %s for %s visit %s (alert %s, %s)", due.type,
+                     gateway_id, due.visit_id, alert_id, result)
+        next_due = household.next_deadline()
+        return [] if next_due is None else [next_due]
 
     def _household(self, gateway_id: str, history: list[tuple[datetime, Any]],
                    live: GatewayLiveness, now: datetime) -> BackupHousehold:

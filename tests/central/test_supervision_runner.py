@@ -300,3 +300,58 @@ def test_heartbeats_central_cannot_hear_are_not_missed(store: Store) -> None:
     assert offline_alerts() == 1  # silent since central came back: offline
     [row] = store.supervision_rows()
     assert row.offline_since == "2026-03-02T07:01:30Z"  # counted from the reconnect
+
+
+def _online(gateway_id: str) -> str:
+    return json.dumps({"v": 1, "gateway_id": gateway_id, "state": "online", "clock_ok": True,
+                       "backlog": 0, "heartbeat_s": 10})
+
+
+def test_a_regional_outage_is_marked_and_alerted_in_one_run_saying_why(store: Store) -> None:
+    """Forty gateways fall silent together (a regional link) and one leaves its last will:
+    one run marks every silent one offline and raises one ``gateway_offline`` each, saying
+    whether the gateway went silent or said goodbye; the next run raises nothing more."""
+    silent = [f"gw-region-{n:02d}" for n in range(40)]
+    for gateway_id in silent:
+        store.record_status(gateway_id, _online(gateway_id), "online", START)
+    store.record_status("gw-will", _online("gw-will"), "online", START)
+    store.record_status("gw-will", json.dumps({"v": 1, "gateway_id": "gw-will",
+                                               "state": "offline"}), "offline",
+                        START + timedelta(seconds=5))
+    clock = ManualClock(START + timedelta(seconds=31))
+    supervisor = Supervisor(store, clock, policy=NEVER_ESCALATE)
+    supervisor.run_once()
+    alerts = [a for a in list_alerts(store) if a["type"] == "gateway_offline"]
+    reasons = {a["gateway"]: a["data"]["reason"] for a in alerts}
+    assert reasons == {**{g: "missed_heartbeats" for g in silent}, "gw-will": "last_will"}
+    assert {a["raised_at"] for a in alerts if a["gateway"] in silent} == {
+        "2026-03-02T07:00:30Z"}  # three heartbeats after the last status
+    assert {row.id for row in store.supervision_rows() if row.state == "offline"} == {
+        *silent, "gw-will"}
+    supervisor.run_once()
+    assert len([a for a in list_alerts(store) if a["type"] == "gateway_offline"]) == 41
+
+
+def test_a_gateway_heard_while_the_run_decided_stays_online(store: Store) -> None:
+    """Marking offline is one statement for many gateways; a gateway whose status arrived
+    after supervision read its row (its ``last_seen`` moved) is not marked."""
+    store.record_status("gw-a", _online("gw-a"), "online", START)
+    store.record_status("gw-b", _online("gw-b"), "online", START)
+    read = {row.id: row.last_seen for row in store.supervision_rows()}
+    store.record_status("gw-b", _online("gw-b"), "online", START + timedelta(seconds=29))
+    store.mark_offline_many([("gw-a", START + timedelta(seconds=30)),
+                             ("gw-b", START + timedelta(seconds=30))], last_seen=read)
+    states = {row.id: row.state for row in store.supervision_rows()}
+    assert states == {"gw-a": "offline", "gw-b": "online"}
+
+
+def test_raises_in_batches_keep_the_one_alert_per_visit_rule(store: Store) -> None:
+    from central.ingest.alerts import Raise
+
+    raises = [Raise(side="central", gateway_id=f"gw-batch-{n}", type="visit_late",
+                    severity="high", raised_at=START, visit_id=f"v-{n}")
+              for n in range(5)]
+    assert store.raise_many_by_central(raises, START, per_transaction=2) == ["created"] * 5
+    assert store.raise_many_by_central(raises, START, per_transaction=2) == ["duplicate"] * 5
+    assert sorted((a["gateway"], a["visit"]) for a in list_alerts(store)) == [
+        (f"gw-batch-{n}", f"v-{n}") for n in range(5)]

@@ -119,3 +119,28 @@ def test_an_unreachable_receiver_is_logged_and_a_4xx_is_given_up(store: Store) -
         assert refused["state"] == "pending" and "ConnectError" in refused["last_error"]
     finally:
         receiver.close()
+
+
+def test_gateway_offline_raised_for_many_at_once_reaches_only_the_subscriber(
+    store: Store,
+) -> None:
+    """A regional outage's ``gateway_offline`` alerts are stored a batch at a time; the
+    organisation that subscribes still gets a delivery for its gateway's alert, and the
+    gateways nobody subscribes to (another organisation's, or in no household) get none."""
+    import json
+
+    from central.supervision.runner import Supervisor
+    from central.views import list_alerts
+
+    store.add_webhook("org-1", "http://127.0.0.1:9/hook", SECRET, "raised", T0, "admin")
+    gateways = [GW, "gw-org-2", *(f"gw-nobody-{n}" for n in range(5))]
+    for gateway_id in gateways:
+        store.record_status(gateway_id, json.dumps({
+            "v": 1, "gateway_id": gateway_id, "state": "online", "clock_ok": True,
+            "backlog": 0, "heartbeat_s": 10}), "online", T0)
+    Supervisor(store, ManualClock(T0 + timedelta(seconds=31))).run_once()
+    offline = {a["gateway"]: a["id"] for a in list_alerts(store)
+               if a["type"] == "gateway_offline"}
+    assert set(offline) == set(gateways)
+    assert [(d["alert_id"], d["event"]) for d in store.deliveries()] == [
+        (offline[GW], "alert.raised")]
