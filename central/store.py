@@ -45,6 +45,7 @@ from central.db.tables import (
     webhook_subscriptions,
 )
 from central.db.tables import gateways as gateways_table
+from central.ingest import StoreError
 from central.ingest.alerts import (
     Raise,
     RaiseResult,
@@ -54,12 +55,8 @@ from central.ingest.alerts import (
     raise_alert,
     write_audit,
 )
-from central.ingest.events import (
-    PLACEHOLDER_TYPES,
-    EventStore,
-    StoreError,
-    StoreResult,
-)
+from central.ingest.chain import PLACEHOLDER_TYPES
+from central.ingest.events import EventStore, StoreResult
 from central.ingest.gateway_rows import ensure_gateway, ensure_gateways
 from central.ingest.statuses import sortable_utc
 from central.people.tables import households

@@ -37,7 +37,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from central.ingest.events import Rejected, StoreResult
+from central.ingest.events import StoreResult
+from central.ingest.rejects import Rejected
 from central.ingest.statuses import StatusRecord
 from central.settings import CentralSettings
 from central.store import Store

@@ -17,7 +17,7 @@ from central.auth.deps import (
     require_visible,
 )
 from central.deps import ClockDep, IngestDep, Seq, StoreDep
-from central.ingest.events import StoreError
+from central.ingest import StoreError
 from central.views import gateway_page, list_conflicts, list_gateways
 from homecall.wire import CommandMessage, WireError, validate_gateway_id
 
