@@ -81,9 +81,14 @@ class CoreLoop:
             except queue.Empty:
                 if self.host.retry_due():
                     self.host.retry()
+                if self.outbox.has_settled:  # a quiet second: the routine PUBACKs and acks
+                    self._process(self.outbox.take_settled())
                 self.pump()
                 continue
-            batch = [item]
+            # what paho set aside without waking the core (routine PUBACKs and acks) comes
+            # first: most of it is older than what woke the core (and acks are cumulative,
+            # a PUBACK is matched by its message id, so the order is never load-bearing)
+            batch = [*self.outbox.take_settled(), item]
             while len(batch) < BATCH_MAX:
                 try:
                     batch.append(self.inbox.get_nowait())

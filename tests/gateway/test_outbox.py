@@ -75,6 +75,8 @@ class Core:
         self.outbox = Outbox(GW, journal, settings, self.inbox.put, **kwargs)
 
     def turn(self) -> None:
+        for settled in self.outbox.take_settled():  # what paho set aside without a wake
+            self.outbox.handle(settled)
         while True:
             try:
                 self.outbox.handle(self.inbox.get_nowait())
@@ -134,6 +136,35 @@ def test_new_events_wait_for_centrals_position_then_go(
         core.until(lambda: central.received() == [1, 2], "the provisional events published")
         core.until(lambda: journal.acked_seq == 2 and journal.backlog == 0, "acked and deleted",
                    meanwhile=lambda: central.ack(2))
+    finally:
+        core.outbox.stop()
+        journal.close()
+
+
+def test_routine_pubacks_and_acks_are_set_aside_without_waking_the_core(
+    tmp_path: Path, broker: MosquittoBroker, central: Central,
+) -> None:
+    """Once central's position is known, an accepted PUBACK and central's ack wake nothing:
+    they wait for the core's next batch (the gateway's CPU at a steady trickle of taps is
+    mostly wake-ups). The first ack, which publishing waits on, is posted at once."""
+    journal = journal_with(tmp_path / "j.db", [battery(1)])
+    core = Core(journal, settings_for(broker))
+    core.outbox.start()
+    try:
+        core.until(lambda: core.outbox.connected, "connected")
+        core.until(lambda: journal.position_known, "central's position",
+                   meanwhile=lambda: central.ack(0, 0))
+        wait_for(lambda: central.received() == [1], message="the event published")
+        wait_for(lambda: core.outbox.has_settled, message="its PUBACK set aside")
+        central.ack(1)
+        set_aside: list[Any] = []
+        wait_for(lambda: set_aside.extend(core.outbox.take_settled()) or any(
+            getattr(m, "channel", None) is Channel.ACK for m in set_aside),
+            message="central's ack set aside")
+        assert core.inbox.empty()  # nothing woke the core
+        for message in set_aside:
+            core.outbox.handle(message)
+        assert (journal.acked_seq, journal.backlog, core.outbox.inflight) == (1, 0, 0)
     finally:
         core.outbox.stop()
         journal.close()
