@@ -12,10 +12,11 @@ from pathlib import Path
 
 from homecall.wire import GENESIS_HASH, EventEnvelope
 from orchestration.benchmarks import fleet
+from orchestration.benchmarks.fleet.gateway import SimGateway
 
 
 def test_generated_events_form_a_hash_chain_central_verifies() -> None:
-    gateway = fleet.SimGateway("fleet-1", "secret")
+    gateway = SimGateway("fleet-1", "secret")
     rng = random.Random(3)
     envelopes = [EventEnvelope.from_bytes(gateway.next_event(rng, datetime.now(UTC))[1])
                  for _ in range(20)]
