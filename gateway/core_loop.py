@@ -82,13 +82,10 @@ class CoreLoop:
                 if self.host.retry_due():
                     self.host.retry()
                 if self.outbox.has_settled:  # a quiet second: the routine PUBACKs and acks
-                    self._process(self.outbox.take_settled())
+                    self._process([])
                 self.pump()
                 continue
-            # what paho set aside without waking the core (routine PUBACKs and acks) comes
-            # first: most of it is older than what woke the core (and acks are cumulative,
-            # a PUBACK is matched by its message id, so the order is never load-bearing)
-            batch = [*self.outbox.take_settled(), item]
+            batch = [item]
             while len(batch) < BATCH_MAX:
                 try:
                     batch.append(self.inbox.get_nowait())
@@ -128,7 +125,6 @@ class CoreLoop:
             except Exception:  # one bad message must not take the rest of the batch
                 log.exception("core: %s failed", type(item).__name__)
         outcomes = self.commit(units)
-        self.host.snapshot_if_due()
         self.pump()
         hub = self._hub()
         if hub is not None:
@@ -139,6 +135,27 @@ class CoreLoop:
                 if outcome:
                     # A tap that could not be journalled must not look recorded to the carer.
                     hub.feedback(outcome)
+        self._apply_settled()
+        self.host.snapshot_if_due()
+
+    def _apply_settled(self) -> None:
+        """Apply what paho set aside without waking the core (routine PUBACKs and acks).
+        It runs after the batch's events are journalled and published and the carer has
+        seen the outcome, so an ack's delete never stands between a tap and the broker.
+        (Acks are cumulative and a PUBACK is matched by its message id: applying them a
+        batch later changes nothing else.)"""
+        settled = self.outbox.take_settled()
+        if not settled:
+            return
+        for message in settled:
+            try:
+                more = self.link.handle(message)
+            except Exception:
+                log.exception("core: %s failed", type(message).__name__)
+                continue
+            if more:
+                self.commit(more)
+        self.pump()
 
     def commit(self, units: list[CoreInput]) -> list[str] | None:
         """Step and journal ``units`` as one; the tap outcomes, or None if it failed."""
