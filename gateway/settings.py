@@ -1,10 +1,13 @@
 """The gateway's settings and its ``homecall gateway run`` command line.
 
-One pydantic-settings object, :class:`GatewaySettings`, fed (strongest first) by the command
-line, environment variables (``HOMECALL_GATEWAY_<NAME>``, e.g.
-``HOMECALL_GATEWAY_MQTT_HOST``) and a TOML file (``/etc/homecall/gateway.toml``, or
-``--config``; keys are the field names below). :func:`run` turns them into the daemon's
-:class:`~gateway.daemon.GatewayConfig` and runs it.
+One settings object, :class:`GatewaySettings`, fed (strongest first) by the command line,
+environment variables (``HOMECALL_GATEWAY_<NAME>``, e.g. ``HOMECALL_GATEWAY_MQTT_HOST``) and a
+TOML file (``/etc/homecall/gateway.toml``, or ``--config``; keys are the field names below),
+and validated as one pydantic model. :func:`run` turns them into the daemon's
+:class:`~gateway.daemon.GatewayConfig` and runs it. The three sources are merged here rather
+than by pydantic-settings (which central uses): on the gateway it would bring asyncio, dotenv
+and importlib.metadata into a process that must stay small on a Raspberry Pi, for the work of
+a dozen lines (the standard library's ``tomllib`` reads the file).
 """
 
 from __future__ import annotations
@@ -13,26 +16,28 @@ import argparse
 import logging
 import os
 import signal
+import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway import GatewayError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = Path("/etc/homecall/gateway.toml")
+ENV_PREFIX = "HOMECALL_GATEWAY_"
 
 
-class GatewaySettings(BaseSettings):
+class SettingsError(GatewayError):
+    """The config file cannot be read."""
+
+
+class GatewaySettings(BaseModel):
     """Everything a gateway is configured with."""
 
-    model_config = SettingsConfigDict(env_prefix="HOMECALL_GATEWAY_", extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     id: str = Field(description="gateway id ([a-z0-9-]{3,64})")
     journal: Path = Field(description="journal SQLite file")
@@ -64,28 +69,26 @@ class GatewaySettings(BaseSettings):
     reconnect_max: float = Field(60.0, gt=0)
     reconnect_waiting_max: float = Field(2.0, gt=0)
 
-    #: The TOML file read by :meth:`load` (class-level: pydantic-settings asks per class).
-    config_file: ClassVar[Path] = DEFAULT_CONFIG_FILE
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = cls.config_file if cls.config_file.exists() else None
-        return (init_settings, env_settings,
-                TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-
     @classmethod
     def load(cls, config_file: Path | None = None, **given: Any) -> GatewaySettings:
-        """Settings from ``given`` (None values are not given), the environment and the
-        config file."""
-        cls.config_file = config_file or DEFAULT_CONFIG_FILE
-        return cls(**{k: v for k, v in given.items() if v is not None})
+        """Settings from ``given`` (None values are not given), over the environment
+        (``HOMECALL_GATEWAY_<NAME>``, any case), over the config file (absent: skipped).
+        :class:`SettingsError` if the file cannot be read or is not TOML; pydantic's
+        ``ValidationError`` for a bad or unknown setting."""
+        path = config_file or DEFAULT_CONFIG_FILE
+        values: dict[str, Any] = {}
+        if path.exists():
+            try:
+                values.update(tomllib.loads(path.read_text()))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+                raise SettingsError(f"config file {path}: {err}") from err
+        environment = {key.upper(): value for key, value in os.environ.items()}
+        for name in cls.model_fields:
+            value = environment.get(ENV_PREFIX + name.upper())
+            if value is not None:
+                values[name] = value
+        values.update((name, value) for name, value in given.items() if value is not None)
+        return cls.model_validate(values)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +134,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway import GatewayError
     from gateway.daemon import GatewayConfig, GatewayDaemon
     from gateway.delivery.outbox import BrokerSettings
     from homecall.clock import clock_from_spec
@@ -144,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         log.error("gateway settings: %s", problems)
+        return 2
+    except SettingsError as err:
+        log.error("gateway settings: %s", err)
         return 2
     try:
         password = (settings.mqtt_password_file.read_text().strip()

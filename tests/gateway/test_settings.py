@@ -57,3 +57,26 @@ def test_rfid_confirm_frames_defaults_to_two_and_is_bounded(tmp_path: Path) -> N
         assert GatewaySettings.load(absent, **given).rfid_confirm_frames == expected
     args = parse([*base, "--rfid-confirm-frames", "0"])
     assert run(args) == 2  # refused with one line, like any bad setting
+
+
+def test_a_config_file_that_is_not_toml_or_names_an_unknown_key_is_one_clear_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    config = tmp_path / "gateway.toml"
+    base = ["--config", str(config), "--id", "gw-x-1", "--journal", str(tmp_path / "j.db")]
+    config.write_text('mqtt_host = "broker\n')  # an unterminated string
+    assert run(parse(base)) == 2
+    message = caplog.records[-1].getMessage()
+    assert message.startswith(f"gateway settings: config file {config}:"), message
+    assert "\n" not in message
+    config.write_text('mqtt_hots = "broker"\n')  # a misspelt key is refused, not ignored
+    assert run(parse(base)) == 2
+    assert caplog.records[-1].getMessage().startswith("gateway settings: mqtt_hots:")
+    # the environment's names are matched in any case, and an unknown one is not a setting
+    config.write_text("")
+    monkeypatch.setenv("homecall_gateway_mqtt_port", "8884")
+    monkeypatch.setenv("HOMECALL_GATEWAY_NOT_A_SETTING", "x")
+    args = parse(base)
+    given = {name: getattr(args, name, None) for name in GatewaySettings.model_fields}
+    assert GatewaySettings.load(config, **given).mqtt_port == 8884
