@@ -2,9 +2,9 @@
 
 paho-mqtt runs its network loop on its own thread; every paho callback here only hands a
 small message to the core thread: posted to the daemon's queue (``post``), which wakes the
-core, or, for routine news nothing waits on (an accepted PUBACK while the in-flight window
-has room, an ack once central's position is known), set aside for the core's next batch or
-its next quiet second (:meth:`Outbox.take_settled`). The core thread calls
+core, or, for routine news nothing waits on while events only trickle (an accepted PUBACK,
+an ack once central's position is known), set aside for the core's next batch or its next
+quiet second (:meth:`Outbox.take_settled`). The core thread calls
 :meth:`Outbox.handle` with those messages and :meth:`Outbox.pump` after journalling, and
 only the core thread publishes. Delivery is judged by central's ``ack`` (highest contiguous
 seq durably stored), not by the broker's PUBACK: on every (re)connect, and whenever acks stop
@@ -71,6 +71,10 @@ __all__ = ["Backoff", "BrokerSettings", "Connected", "Disconnected", "Incoming",
            "OutboxError", "OutboxMessage", "PositionKnown", "PublishResult"]
 
 NO_MATCHING_SUBSCRIBERS = 0x10
+#: At most this many events in flight counts as a trickle (single taps): then routine PUBACKs
+#: and acks are set aside rather than waking the core. In a burst they wake it as they come,
+#: so the in-flight window drains as fast as the broker answers.
+TRICKLE = 8
 NOT_AUTHORIZED = 0x87
 
 
@@ -119,11 +123,11 @@ class Outbox:
         self.logins_refused = 0  # connections the broker refused (CONNACK >= 0x80)
         self.published = 0
         self.reconnects = 0
-        #: Routine news from paho that need not wake the core: an accepted PUBACK while the
-        #: window has room, an ack once central's position is known. Appended by paho's
-        #: thread (a deque's append is atomic), taken by the core with its next batch or
-        #: within a second (:meth:`take_settled`). At 50 taps a second this halves the
-        #: core's wake-ups: one per tap instead of one per tap, PUBACK and ack.
+        #: Routine news from paho that need not wake the core while events only trickle
+        #: (:data:`TRICKLE`): an accepted PUBACK, an ack once central's position is known.
+        #: Appended by paho's thread (a deque's append is atomic), taken by the core after
+        #: its next batch or within a second (:meth:`take_settled`): at 50 taps a second the
+        #: core wakes once a tap instead of once for the tap, its PUBACK and its ack.
         self._settled: deque[OutboxMessage] = deque()
         self._client = self._make_client()
 
@@ -192,10 +196,10 @@ class Outbox:
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, props: Any
     ) -> None:
         result = PublishResult(mid, int(getattr(reason_code, "value", reason_code)))
-        if result.reason_code < 0x80 and len(self._inflight) < self.window // 2:
-            self._settled.append(result)  # room in the window: nothing waits on this
+        if result.reason_code < 0x80 and len(self._inflight) <= TRICKLE:
+            self._settled.append(result)  # a trickle of taps: nothing waits on this
         else:
-            self.post(result)  # a refusal, or a window filling up: the core must act now
+            self.post(result)  # a refusal, or a burst the window must keep up with
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -203,7 +207,8 @@ class Outbox:
         except ValueError:
             return
         incoming = Incoming(channel, bytes(message.payload))
-        if channel is Channel.ACK and self.journal.position_known:
+        if channel is Channel.ACK and self.journal.position_known \
+                and len(self._inflight) <= TRICKLE:
             self._settled.append(incoming)  # acks are cumulative; only deletes wait on it
         else:
             self.post(incoming)  # the first ack (publishing waits on it), plans, commands
