@@ -47,6 +47,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "latency": ("orchestration.benchmarks.latency",
                 "EM4100 frame on a pty -> broker: latency, loss"),
     "rules": ("orchestration.benchmarks.rules", "rules engine throughput on a week's plan"),
+    "core-path": ("orchestration.benchmarks.core_path",
+                  "CPU a tap costs on the gateway's core path, without threads"),
     "hardware": ("orchestration.benchmarks.hardware", "125 kHz tap, NFC read and hub latency"),
     "replay": ("orchestration.benchmarks.replay", "7-day outage: journal size, replay rate, RSS"),
     "faults": ("orchestration.benchmarks.faults", "run the delivery fault suite (tests/faults)"),
