@@ -174,6 +174,14 @@ def board_rows(request: Request, user: PageUser) -> Response:
 
 # ------------------------------------------------------------------------ alert detail
 
+#: Why central counted a gateway offline, in the desk's words (``data.reason`` of the alert).
+OFFLINE_REASONS = {
+    "missed_heartbeats": "no heartbeat for three intervals: the gateway went silent (its "
+                         "power, its network, or the gateway itself)",
+    "last_will": "the gateway's connection to the broker ended without a goodbye (its last "
+                 "will): the network dropped or the gateway stopped",
+}
+
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
 def alert_page(request: Request, alert_id: AlertId, user: PageUser) -> Response:
@@ -197,6 +205,8 @@ def alert_page(request: Request, alert_id: AlertId, user: PageUser) -> Response:
         message=request.query_params.get("message", ""),
         takes_incident=found["type"] in ("visit_missed", "call_outside_tolerance",
                                          "no_access"),
+        why=(OFFLINE_REASONS.get(str((found.get("data") or {}).get("reason")))
+             if found["type"] == "gateway_offline" else None),
     )
 
 

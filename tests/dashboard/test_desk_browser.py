@@ -188,3 +188,25 @@ def test_a_missed_visit_is_signed_off_by_a_manager_and_resolved_in_the_browser(
     audit = page.locator("table.audit")
     expect(audit).to_contain_text("manager-a")
     expect(audit).to_contain_text("alert.resolved")
+
+
+def test_a_gateway_offline_alert_says_why_central_counted_it_offline(
+    desk: Desk, page: Page,
+) -> None:
+    """A monitor opening a ``gateway_offline`` alert reads whether the home's gateway went
+    silent or its connection ended, in words, not the stored code."""
+    from central.ingest.alerts import Raise
+
+    desk.store.raise_by_central(Raise(
+        side="central", gateway_id=desk.a.gateway, type="gateway_offline", severity="high",
+        raised_at=desk.clock.now(), data={"reason": "missed_heartbeats", "raised_by": "central"},
+    ), desk.clock.now())
+    [alert] = [a for a in list_alerts(desk.store, desk.a.gateway)
+               if a["type"] == "gateway_offline"]
+    log_in(page, desk, "monitor-a")
+    page.goto(f"{desk.url}/alerts/{alert['id']}")
+    expect(page.get_by_role("heading", name="HIGH · gateway offline")).to_be_visible()
+    expect(page.locator("#why")).to_have_text(
+        "no heartbeat for three intervals: the gateway went silent (its power, its network, "
+        "or the gateway itself)")
+    expect(page.get_by_text("missed_heartbeats")).to_have_count(0)
