@@ -146,6 +146,11 @@ async def logout(request: Request) -> Response:
 # ----------------------------------------------------------------------------- board
 
 
+#: Homes offline at once that the board reads as one outage (a network, a broker, a region)
+#: rather than as that many separate faults, and says so above the rows.
+OUTAGE_BANNER_AT = 5
+
+
 def _board_values(request: Request, user: AuthUser) -> dict[str, Any]:
     query = request.query_params
     people = get_people(request.app.state.db, request.app.state.clock)
@@ -156,8 +161,11 @@ def _board_values(request: Request, user: AuthUser) -> dict[str, Any]:
         organisation=filters["organisation"] if user.spans_all_organisations else None)
     organisations = (people.list_organisations(None) if user.spans_all_organisations
                      else [])
+    offline = sum(1 for card in cards if card.alert["type"] == "gateway_offline"
+                  and card.alert["status"] in ("open", "escalated", "acknowledged"))
     return {"user": user, "cards": cards, "filters": filters, "severities": SEVERITIES,
             "organisations": organisations,
+            "outage": offline if offline >= OUTAGE_BANNER_AT else 0,
             "query": str(request.url.query)}
 
 

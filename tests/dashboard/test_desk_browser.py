@@ -210,3 +210,44 @@ def test_a_gateway_offline_alert_says_why_central_counted_it_offline(
         "no heartbeat for three intervals: the gateway went silent (its power, its network, "
         "or the gateway itself)")
     expect(page.get_by_text("missed_heartbeats")).to_have_count(0)
+
+
+def test_many_homes_offline_at_once_read_as_one_outage_on_the_board(
+    desk: Desk, page: Page, chromium: Browser,
+) -> None:
+    """Five of an organisation's homes lose their gateways together: the board says it is
+    most likely one outage, above the five alerts; one home offline is just its alert, and
+    another organisation's monitor sees no banner for homes that are not theirs."""
+    from central.ingest.alerts import Raise
+    from central.people.models import HouseholdIn
+    from central.people.repository import People
+
+    def offline(gateways: list[str]) -> None:
+        desk.store.raise_many_by_central([Raise(
+            side="central", gateway_id=gateway, type="gateway_offline", severity="high",
+            raised_at=desk.clock.now(), data={"reason": "missed_heartbeats"},
+        ) for gateway in gateways], desk.clock.now())
+
+    people = People(desk.app.state.db, desk.clock)
+    street = [f"gw-street-{n}" for n in range(1, 5)]
+    for n, gateway in enumerate(street, start=2):
+        people.create_household(HouseholdIn(gateway_id=gateway, address=f"A{n} Elm Road"),
+                                "org-a", "test")
+    offline([desk.a.gateway])
+    log_in(page, desk, "monitor-a")
+    expect(page.get_by_role("link", name="gateway offline")).to_have_count(1)
+    expect(page.locator("#outage")).to_have_count(0)  # one home: just its alert
+
+    offline(street)
+    page.reload()
+    expect(page.get_by_role("link", name="gateway offline")).to_have_count(5)
+    expect(page.locator("#outage")).to_contain_text(
+        "5 homes' gateways are offline at the same time")
+    assert axe_violations(page) == []  # the banner's colours pass too
+    other = chromium.new_page()
+    try:
+        log_in(other, desk, "monitor-b")
+        expect(other.get_by_role("heading", name="Alert board")).to_be_visible()
+        expect(other.locator("#outage")).to_have_count(0)
+    finally:
+        other.close()
