@@ -9,7 +9,10 @@ quiet second (:meth:`Outbox.take_settled`). The core thread calls
 only the core thread publishes. Delivery is judged by central's ``ack`` (highest contiguous
 seq durably stored), not by the broker's PUBACK: on every (re)connect, and whenever acks stop
 advancing for ``ack_timeout_s``, everything above the last ack is sent again; central stores
-idempotently on (gateway_id, seq). MQTT 5 reason codes are checked on every PUBACK: 0x87
+idempotently on (gateway_id, seq). Each resend that brings no ack doubles that wait (with
+jitter, up to :data:`ACK_WAIT_MAX_S`) until an ack advances or the session is new: a
+central that is slow under a flood is not sent the whole fleet's backlog again every few
+seconds. MQTT 5 reason codes are checked on every PUBACK: 0x87
 (not authorised) and any other code >= 0x80 mean *not delivered*; 0x10 (no matching
 subscribers) is fine; a refused event stays in the journal and is retried after a jittered
 back-off. After an outage the newest unsent *alerts* are published first, then the backlog
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import socket
 import time
 from collections import deque
@@ -75,6 +79,8 @@ NO_MATCHING_SUBSCRIBERS = 0x10
 #: and acks are set aside rather than waking the core. In a burst they wake it as they come,
 #: so the in-flight window drains as fast as the broker answers.
 TRICKLE = 8
+#: The longest the outbox waits for an ack before resending, after resends that brought none.
+ACK_WAIT_MAX_S = 60.0
 NOT_AUTHORIZED = 0x87
 
 
@@ -110,6 +116,9 @@ class Outbox:
         self.post = post
         self.window = window
         self.ack_timeout_s = ack_timeout_s
+        #: How long acks may stall before everything unacked is sent again; doubles (with
+        #: jitter) after each resend that brings no ack, back to ``ack_timeout_s`` on one.
+        self.ack_wait_s = ack_timeout_s
         self.connected = False
         self._sent_upto = journal.acked_seq
         self._inflight: dict[int, int] = {}  # mid -> seq
@@ -259,6 +268,7 @@ class Outbox:
             self._early.clear()
             self._sent_upto = self.journal.acked_seq  # resend everything central has not acked
             self._last_progress = time.monotonic()
+            self.ack_wait_s = self.ack_timeout_s
             for channel in (Channel.ACK, Channel.PLAN, Channel.CMD):
                 self._client.subscribe(topic(self.gateway_id, channel), qos=1)
             log.info("connected to broker (session present: %s)", message.session_present)
@@ -318,6 +328,7 @@ class Outbox:
             )
         if self.journal.mark_acked(ack.seq):
             self._last_progress = time.monotonic()
+            self.ack_wait_s = self.ack_timeout_s
             self._early = {s for s in self._early if s > ack.seq}
         return known
 
@@ -338,13 +349,14 @@ class Outbox:
             self.journal.backlog
             and self._sent_upto >= upto
             and not self._inflight
-            and now - self._last_progress > self.ack_timeout_s
+            and now - self._last_progress > self.ack_wait_s
         ):
-            log.info("no ack for %.0fs: resending from seq %d", self.ack_timeout_s,
+            log.info("no ack for %.0fs: resending from seq %d", self.ack_wait_s,
                      self.journal.acked_seq + 1)
             self._sent_upto = self.journal.acked_seq
             self._early.clear()
             self._last_progress = now
+            self.ack_wait_s = min(ACK_WAIT_MAX_S, 2 * self.ack_wait_s * random.uniform(1.0, 1.25))
         room = self.window - len(self._inflight)
         if room <= 0 or self._sent_upto >= upto:
             return 0

@@ -4,6 +4,7 @@ gateway's core thread (handing paho's messages to :meth:`Outbox.handle`, calling
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import threading
@@ -201,6 +202,39 @@ def test_without_an_ack_everything_unacked_is_sent_again(
         core.until(lambda: central.received().count(2) >= 2 and central.received().count(3) >= 2,
                    "seqs 2 and 3 resent after the ack timeout")
         assert central.received().count(1) == 1  # what central acked is never resent
+    finally:
+        core.outbox.stop()
+        journal.close()
+
+
+def test_resends_that_bring_no_ack_back_off_until_one_does(
+    tmp_path: Path, broker: MosquittoBroker, central: Central,
+) -> None:
+    """A central that stays silent (slow under a flood, or away) is not sent everything again
+    every ``ack_timeout_s``: each fruitless resend doubles the wait; an ack that advances
+    brings it back."""
+    journal = journal_with(tmp_path / "j.db", [battery(1), battery(2)])
+    core = Core(journal, settings_for(broker), ack_timeout_s=0.2)
+    core.outbox.start()
+    try:
+        core.until(lambda: central.received()[:2] == [1, 2], "first delivery")
+        core.until(lambda: journal.acked_seq == 1, "the ack", meanwhile=lambda: central.ack(1))
+        assert core.outbox.ack_wait_s == 0.2  # the ack that advanced set the first wait
+        copies = central.received().count(2)
+        waits = [core.outbox.ack_wait_s]
+
+        def three_resends() -> bool:
+            core.turn()
+            if core.outbox.ack_wait_s != waits[-1]:
+                waits.append(core.outbox.ack_wait_s)
+            return central.received().count(2) >= copies + 3 and len(waits) >= 4
+        wait_for(three_resends, timeout=20, interval=0.02, message="three resends of seq 2")
+        # 0.2 s, then at least 0.4, then at least 0.8: each wait at least twice the last
+        assert all(later >= 2 * earlier for earlier, later in itertools.pairwise(waits))
+        assert central.received().count(1) == 1  # what central acked is never resent
+        core.until(lambda: journal.acked_seq == 2, "the next ack",
+                   meanwhile=lambda: central.ack(2))
+        assert core.outbox.ack_wait_s == 0.2  # progress: back to the first wait
     finally:
         core.outbox.stop()
         journal.close()
