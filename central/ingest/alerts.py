@@ -161,15 +161,9 @@ class SensorAlertBatch:
         """Keep ``raise_`` for :meth:`flush` if it qualifies (True), else leave it (False)."""
         if dedupe_key(raise_.type, raise_.visit_id, raise_.carer_id) is not None:
             return False
-        heard = self._heard.get(raise_.gateway_id)
-        if heard is None:
-            heard = self._heard[raise_.gateway_id] = conn.execute(
-                sa.select(webhook_subscriptions.c.id)
-                .join(households,
-                      households.c.organisation_id == webhook_subscriptions.c.organisation_id)
-                .where(households.c.gateway_id == raise_.gateway_id,
-                       webhook_subscriptions.c.active == 1).limit(1)).first() is not None
-        if heard:
+        if raise_.gateway_id not in self._heard:
+            self.prefetch(conn, [raise_.gateway_id])
+        if self._heard[raise_.gateway_id]:
             return False
         self._rows.append(_alert_values(raise_, received_at, None))
         return True
